@@ -1,0 +1,6 @@
+"""Breast-ultrasound CAD library: data, networks, training, evaluation, prediction.
+
+Plain Python: never imports streamlit. Driven by ``python -m pipeline <command>``.
+"""
+
+__version__ = "0.1.0"
