@@ -14,6 +14,8 @@ from pipeline.errors import BusiError
 
 COMMAND_MODULES = [
     "pipeline.data_commands",
+    "pipeline.model_commands",
+    "pipeline.backbone_commands",
 ]
 
 

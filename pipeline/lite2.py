@@ -24,8 +24,9 @@ import keras
 import numpy as np
 from keras import layers
 
-DEFAULT_NPZ = Path("models/pretrained/efficientnet_lite2_torch.npz")
-DEFAULT_WEIGHTS = Path("models/pretrained/efficientnet_lite2_imagenet.weights.h5")
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "models" / "pretrained"
+DEFAULT_NPZ = PRETRAINED_DIR / "efficientnet_lite2_torch.npz"
+DEFAULT_WEIGHTS = PRETRAINED_DIR / "efficientnet_lite2_imagenet.weights.h5"
 
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99

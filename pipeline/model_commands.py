@@ -1,0 +1,43 @@
+"""``python -m pipeline train|evaluate|predict``."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline import paths
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train``, ``evaluate`` and ``predict`` commands."""
+    tr = sub.add_parser("train", help="train the UNet or a classifier")
+    tsub = tr.add_subparsers(dest="model", required=True)
+    seg = tsub.add_parser("seg", help="UNet lesion segmentation")
+    cls = tsub.add_parser("cls", help="EfficientNet classifier")
+    cls.add_argument("--input", choices=["raw", "refined"], required=True,
+                     help="raw: the whole image (baseline); refined: the lesion-centred crop")
+    cls.add_argument("--backbone", choices=["lite2", "b3"], default="lite2")
+    cls.add_argument("--weights", default="imagenet", help="'imagenet', a weights file, or 'none'")
+    for p, epochs in ((seg, 40), (cls, 15)):
+        p.add_argument("--data", help="dataset folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")
+        p.add_argument("--epochs", type=int, default=epochs)
+        p.add_argument("--batch-size", type=int, default=16)
+        p.add_argument("--lr", type=float, default=None, help="peak learning rate")
+        p.add_argument("--patience", type=int, default=8, help="early-stopping patience (epochs)")
+        p.add_argument("--seed", type=int, default=1234)
+        p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+        p.add_argument("--limit", type=int, help="use only this many images per subset (smoke tests)")
+        p.add_argument("--steps", type=int, help="steps per epoch (smoke tests)")
+        p.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+        p.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pipeline.train import train
+
+    name = "seg" if args.model == "seg" else args.input
+    weights = getattr(args, "weights", None)
+    train(name, paths.dataset_dir(args.data), epochs=args.epochs, batch_size=args.batch_size,
+          learning_rate=args.lr, backbone=getattr(args, "backbone", "lite2"),
+          weights=None if weights in (None, "none") else weights, patience=args.patience, seed=args.seed,
+          resume=args.resume, limit=args.limit, models_dir=args.models_dir, steps_per_epoch=args.steps)
+    return 0

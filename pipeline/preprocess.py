@@ -1,0 +1,88 @@
+"""Model inputs, prepared in one place for training, evaluation and prediction alike.
+
+- Segmentation: grayscale resized to SEG_SIZE (area interpolation), scaled to [0, 1], one channel.
+- Baseline classifier: the whole frame, grayscale repeated to 3 channels, CLS_SIZE, values 0-255
+  (the networks normalise inside themselves).
+- Refined classifier: a lesion-centred crop around the predicted mask (bounding box widened by
+  CROP_MARGIN of its size on each side, made square, at least CROP_MIN_FRACTION of the frame);
+  an empty mask gives the whole frame.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+SEG_SIZE = 256
+CLS_SIZE = 224
+CROP_MARGIN = 0.5
+CROP_MIN_FRACTION = 0.35
+MASK_THRESHOLD = 0.5
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """uint8 grayscale from a grayscale, RGB or RGBA uint8 array."""
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        return cv2.cvtColor(image[:, :, :3], cv2.COLOR_RGB2GRAY)
+    raise ValueError(f"expected a 2-D grayscale or H x W x 3/4 colour image, got shape {image.shape}")
+
+
+def seg_input(gray: np.ndarray, size: int = SEG_SIZE) -> np.ndarray:
+    """(size, size, 1) float32 in [0, 1] for the UNet."""
+    small = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
+    return (small.astype(np.float32) / 255.0)[:, :, None]
+
+
+def seg_target(mask: np.ndarray, size: int = SEG_SIZE) -> np.ndarray:
+    """(size, size, 1) float32 0/1 target from a 0/1 (or 0/255) mask."""
+    small = cv2.resize((mask > 0).astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    return (small > 0.5).astype(np.float32)[:, :, None]
+
+
+def mask_from_probability(prob: np.ndarray, shape: tuple[int, int], threshold: float = MASK_THRESHOLD) -> np.ndarray:
+    """Resize a UNet probability map back to ``shape`` (height, width) and threshold it to 0/1 uint8."""
+    prob = np.asarray(prob, np.float32).squeeze()
+    full = cv2.resize(prob, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return (full >= threshold).astype(np.uint8)
+
+
+def lesion_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Square crop box (x0, y0, x1, y1) around the mask's lesion pixels, or None for an empty mask."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    h, w = mask.shape
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * CROP_MARGIN)
+    side = int(round(min(max(side, CROP_MIN_FRACTION * max(h, w)), max(h, w))))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    bx0 = int(round(cx - side / 2))
+    by0 = int(round(cy - side / 2))
+    bx0 = min(max(bx0, 0), max(w - side, 0))
+    by0 = min(max(by0, 0), max(h - side, 0))
+    return bx0, by0, min(bx0 + side, w), min(by0 + side, h)
+
+
+def crop_to_lesion(gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The lesion-centred crop of ``gray`` (the whole image when the mask is empty)."""
+    box = lesion_box(mask)
+    if box is None:
+        return gray
+    x0, y0, x1, y1 = box
+    return gray[y0:y1, x0:x1]
+
+
+def cls_input(gray: np.ndarray, size: int = CLS_SIZE) -> np.ndarray:
+    """(size, size, 3) float32 in 0-255: grayscale resized and repeated on three channels."""
+    interp = cv2.INTER_AREA if min(gray.shape[:2]) >= size else cv2.INTER_LINEAR
+    small = cv2.resize(gray, (size, size), interpolation=interp).astype(np.float32)
+    return np.repeat(small[:, :, None], 3, axis=2)
+
+
+def refined_input(gray: np.ndarray, mask: np.ndarray, size: int = CLS_SIZE) -> np.ndarray:
+    """Refined-classifier input: the lesion-centred crop, prepared like ``cls_input``."""
+    return cls_input(crop_to_lesion(gray, mask), size)
