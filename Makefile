@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh clone: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup data bench browser clean-venv
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(VENV)/bin/streamlit run dashboard/app.py
+
+# Headless Chromium for the browser end-to-end test (Debian package; skipped where apt is unavailable).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "chromium could not be installed: the browser test will be skipped"; \
+	  else echo "no root apt-get: the browser test will be skipped unless chromium is installed"; fi; }
+
+test: setup browser
+	$(PY) -m pytest -q tests
+
+data: setup
+	$(PY) -m pipeline data download
+
+bench: setup
+	$(PY) bench/predict_speed.py
+
+clean-venv:
+	rm -rf $(VENV)

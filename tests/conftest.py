@@ -1,0 +1,51 @@
+"""Shared fixtures: the real dataset (through BUSI_DIR) and small generated datasets."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def busi_dir() -> Path:
+    """The real BUSI folder from BUSI_DIR; tests using it skip with a reason when it is absent."""
+    value = os.environ.get("BUSI_DIR")
+    if not value or not Path(value).is_dir():
+        pytest.skip("BUSI_DIR is not set to the BUSI dataset folder (Dataset_BUSI_with_GT)")
+    return Path(value)
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    """Write a PNG (creating folders)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), array)
+    return path
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """A valid 6-image dataset in the Kaggle layout, with one two-mask case."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "Dataset_BUSI_with_GT"
+    for cls in ("benign", "malignant", "normal"):
+        for n in (1, 2):
+            img = rng.integers(0, 255, (64, 80), dtype=np.uint8)
+            write_png(root / cls / f"{cls} ({n}).png", img)
+            mask = np.zeros((64, 80), np.uint8)
+            if cls != "normal":
+                mask[10:20, 10:30] = 255
+            write_png(root / cls / f"{cls} ({n})_mask.png", mask)
+    extra = np.zeros((64, 80), np.uint8)
+    extra[40:50, 50:70] = 255
+    write_png(root / "benign" / "benign (1)_mask_1.png", extra)
+    return root
