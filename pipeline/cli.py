@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "pipeline.data_commands",
     "pipeline.model_commands",
     "pipeline.backbone_commands",
+    "pipeline.clinics_commands",
 ]
 
 

@@ -12,6 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr = sub.add_parser("train", help="train the UNet or a classifier")
     tsub = tr.add_subparsers(dest="model", required=True)
     seg = tsub.add_parser("seg", help="UNet lesion segmentation")
+    seg.add_argument("--arch", choices=["lite2-unet", "unet16"], default="lite2-unet",
+                     help="lite2-unet: ImageNet EfficientNet-Lite2 encoder; unet16: 4-level UNet from scratch")
+    seg.add_argument("--weights", default="imagenet", help="encoder weights for lite2-unet: 'imagenet' or 'none'")
     cls = tsub.add_parser("cls", help="EfficientNet classifier")
     cls.add_argument("--input", choices=["raw", "refined"], required=True,
                      help="raw: the whole image (baseline); refined: the lesion-centred crop")
@@ -30,6 +33,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--models-dir", default=str(paths.MODELS_DIR))
         p.set_defaults(func=_train)
 
+    ev = sub.add_parser("evaluate", help="score the models on val (choices) and test (record): models/metrics.json")
+    ev.add_argument("--data", help="dataset folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")
+    ev.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+    ev.add_argument("--out", help="metrics JSON to write (default: <models-dir>/metrics.json)")
+    ev.add_argument("--no-choose", action="store_true", help="keep the saved threshold and temperatures")
+    ev.set_defaults(func=_evaluate)
+
+    pr = sub.add_parser("predict", help="segment and classify images; one JSON line per input")
+    pr.add_argument("paths", nargs="+", metavar="PATH", help="PNG, JPEG, BMP, TIFF or DICOM files")
+    pr.add_argument("--out", required=True, help="folder for the predicted masks (<stem>_mask.png)")
+    pr.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+    pr.set_defaults(func=_predict)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from pipeline.evaluate import evaluate
+
+    evaluate(paths.dataset_dir(args.data), models_dir=args.models_dir, out=args.out, choose=not args.no_choose)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pipeline.predict import Predictor
+    from pipeline.predict_cli import run
+
+    return run(args.paths, args.out, Predictor(args.models_dir))
+
 
 def _train(args: argparse.Namespace) -> int:
     from pipeline.train import train
@@ -39,5 +69,6 @@ def _train(args: argparse.Namespace) -> int:
     train(name, paths.dataset_dir(args.data), epochs=args.epochs, batch_size=args.batch_size,
           learning_rate=args.lr, backbone=getattr(args, "backbone", "lite2"),
           weights=None if weights in (None, "none") else weights, patience=args.patience, seed=args.seed,
-          resume=args.resume, limit=args.limit, models_dir=args.models_dir, steps_per_epoch=args.steps)
+          resume=args.resume, limit=args.limit, models_dir=args.models_dir, steps_per_epoch=args.steps,
+          arch=getattr(args, "arch", "lite2-unet"))
     return 0

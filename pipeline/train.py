@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +115,14 @@ def cls_example(item: Item, rng: np.random.Generator | None, refined: bool):
     return preprocess.cls_input(gray), y
 
 
+def export_model(checkpoint: str | Path, out: str | Path) -> Path:
+    """Copy a checkpoint to ``out`` without its optimizer state (a third of the size)."""
+    import keras
+
+    keras.models.load_model(checkpoint, compile=False).save(out)
+    return Path(out)
+
+
 def class_weights(items: list[Item]) -> dict[int, float]:
     """Balanced class weights n / (k * count)."""
     counts = np.bincount([it.label for it in items], minlength=len(CLASS_NAMES))
@@ -125,8 +132,11 @@ def class_weights(items: list[Item]) -> dict[int, float]:
 def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16, learning_rate: float | None = None,
           backbone: str = "lite2", weights: str | None = "imagenet", patience: int = 8, seed: int = 1234,
           resume: bool = False, limit: int | None = None, models_dir: str | Path = MODELS_DIR,
-          steps_per_epoch: int | None = None, split_csv: str | Path = SPLIT_CSV) -> ModelConfig:
-    """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``."""
+          steps_per_epoch: int | None = None, split_csv: str | Path = SPLIT_CSV, arch: str = "lite2-unet") -> ModelConfig:
+    """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
+
+    ``arch`` (segmentation only): "lite2-unet" (ImageNet Lite2 encoder) or "unet16" (from scratch).
+    """
     import keras
 
     from pipeline import losses, networks
@@ -146,10 +156,15 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
             it.mask_small = (preprocess.seg_target(it.mask, size)[:, :, 0]).astype(np.uint8)
         make = seg_example
         lr = learning_rate or 1e-3
-        build = lambda: (networks.build_unet(size), "random (He uniform)")  # noqa: E731
+        if arch == "unet16":
+            build = lambda: (networks.build_unet(size), "random (Glorot uniform)")  # noqa: E731
+        elif arch == "lite2-unet":
+            build = lambda: networks.build_lite2_unet(size, weights)  # noqa: E731
+        else:
+            raise ValueError(f"unknown segmentation architecture {arch!r}")
         compile_kw = dict(loss=losses.bce_dice_loss, metrics=[losses.dice_metric])
         monitor, mode, weights_arg = "val_dice_metric", "max", None
-        cfg = ModelConfig(name="seg", image_size=size, backbone="unet-4x16", threshold=preprocess.MASK_THRESHOLD)
+        cfg = ModelConfig(name="seg", image_size=size, backbone=arch, threshold=preprocess.MASK_THRESHOLD)
     else:
         refined = name == "refined"
         make = lambda it, rng: cls_example(it, rng, refined)  # noqa: E731
@@ -217,8 +232,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     cfg.notes = {"monitor": monitor, "best_value": (best_state.get("best") or {}).get("value"),
                  "train_images": len(train_items), "val_images": len(val_items),
                  "class_weights": weights_arg}
-    out = model_path(name, models_dir)
-    shutil.copyfile(ckpt_dir / "best.keras", out)
+    out = export_model(ckpt_dir / "best.keras", model_path(name, models_dir))
     cfg.save(config_path(name, models_dir))
     print(f"saved {out} (best epoch {cfg.best_epoch}, {monitor}={cfg.notes['best_value']})", flush=True)
     return cfg

@@ -1,0 +1,144 @@
+"""``python -m pipeline evaluate``: score the committed models, writing ``models/metrics.json``.
+
+Order of work, so the test split is only recorded, never used to choose:
+1. validation split: choose the UNet's mask threshold (best mean Dice on lesion images) and each
+   classifier's softmax temperature (lowest negative log-likelihood); both are saved in the configs;
+2. test split: one pass with those choices, end to end (the refined classifier sees the crop of the
+   UNet's predicted mask, never the ground truth).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import metrics, preprocess
+from pipeline.config import config_path, model_path
+from pipeline.paths import MODELS_DIR, PROJECT_ROOT, SPLIT_CSV
+from pipeline.predict import Predictor
+from pipeline.train import load_items
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+BATCH = 16
+
+
+def sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _batched(seq, n=BATCH):
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def infer(predictor: Predictor, items, threshold: float | None = None, temper: bool = True) -> dict:
+    """Masks and raw/refined probabilities for ``items`` (probabilities un-tempered if ``temper`` is False)."""
+    cfg = predictor.configs["seg"]
+    probs_maps, masks = [], []
+    for chunk in _batched(items):
+        x = np.stack([preprocess.seg_input(it.gray, cfg.image_size) for it in chunk])
+        for p, it in zip(predictor._run("seg", x), chunk):
+            full = preprocess.cv2.resize(p.squeeze(), it.gray.shape[::-1], interpolation=preprocess.cv2.INTER_LINEAR)
+            probs_maps.append(full)
+    thr = cfg.threshold if threshold is None else threshold
+    masks = [(p >= thr).astype(np.uint8) for p in probs_maps]
+    out = {"prob_maps": probs_maps, "masks": masks}
+    for name in ("raw", "refined"):
+        rows = []
+        for chunk_items, chunk_masks in zip(_batched(items), _batched(masks)):
+            if name == "raw":
+                x = np.stack([preprocess.cls_input(it.gray) for it in chunk_items])
+            else:
+                x = np.stack([preprocess.refined_input(it.gray, m) for it, m in zip(chunk_items, chunk_masks)])
+            p = predictor._run(name, x)
+            rows.append(metrics.apply_temperature(p, predictor.configs[name].temperature) if temper else p)
+        out[name] = np.concatenate(rows)
+    return out
+
+
+def segmentation_report(items, masks) -> dict:
+    """Dice/IoU on lesion images (mean and per image), false-positive rate on normal images, pixel accuracy."""
+    lesion = [(it, m) for it, m in zip(items, masks) if it.mask.any()]
+    normal = [(it, m) for it, m in zip(items, masks) if not it.mask.any()]
+    dices = [metrics.dice(m, it.mask) for it, m in lesion]
+    ious = [metrics.iou(m, it.mask) for it, m in lesion]
+    return {
+        "lesion_images": len(lesion),
+        "dice_mean": float(np.mean(dices)) if dices else None,
+        "dice_median": float(np.median(dices)) if dices else None,
+        "iou_mean": float(np.mean(ious)) if ious else None,
+        "normal_images": len(normal),
+        "normal_false_positive_rate": float(np.mean([m.any() for _, m in normal])) if normal else None,
+        "normal_mean_predicted_fraction": float(np.mean([m.mean() for _, m in normal])) if normal else None,
+        "pixel_accuracy_all": float(np.mean([metrics.pixel_accuracy(m, it.mask) for it, m in zip(items, masks)])),
+        "per_image": {it.image: {"dice": d, "iou": i} for (it, _), d, i in zip(lesion, dices, ious)},
+    }
+
+
+def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: str | Path = SPLIT_CSV,
+             out: str | Path | None = None, choose: bool = True) -> dict:
+    """Choose thresholds/temperatures on val (if ``choose``), score val and test, write metrics JSON."""
+    models_dir = Path(models_dir)
+    predictor = Predictor(models_dir)
+    val = load_items(root, "val", split_csv)
+    test = load_items(root, "test", split_csv)
+    print(f"evaluating on {len(val)} validation and {len(test)} test images", flush=True)
+    labels = lambda items: np.array([it.label for it in items])  # noqa: E731
+    if choose:
+        raw_val = infer(predictor, val, temper=False)
+        lesion_idx = [i for i, it in enumerate(val) if it.mask.any()]
+        mean_dice = {t: float(np.mean([metrics.dice(raw_val["prob_maps"][i] >= t, val[i].mask) for i in lesion_idx]))
+                     for t in THRESHOLDS}
+        predictor.configs["seg"].threshold = max(THRESHOLDS, key=lambda t: (mean_dice[t], -abs(t - 0.5)))
+        predictor.configs["seg"].notes["val_dice_by_threshold"] = mean_dice
+        raw_val = infer(predictor, val, temper=False)  # refined inputs follow the chosen threshold
+        for name in ("raw", "refined"):
+            predictor.configs[name].temperature = metrics.fit_temperature(raw_val[name], labels(val))
+        for name, cfg in predictor.configs.items():
+            cfg.save(config_path(name, models_dir))
+        print(f"chosen on val: mask threshold {predictor.configs['seg'].threshold}, temperatures "
+              f"raw {predictor.configs['raw'].temperature:.3f}, refined {predictor.configs['refined'].temperature:.3f}",
+              flush=True)
+    result = {
+        "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m pipeline evaluate",
+        "environment": {"python": platform.python_version(), "machine": platform.machine()},
+        "split_file": str(Path(split_csv).resolve().relative_to(PROJECT_ROOT)) if Path(split_csv).resolve().is_relative_to(PROJECT_ROOT) else str(split_csv),
+        "split_sha256": sha256(split_csv),
+        "models": {n: {"file": model_path(n, models_dir).name, "sha256": sha256(model_path(n, models_dir)),
+                       "backbone": c.backbone, "initialisation": c.initialisation, "best_epoch": c.best_epoch}
+                   for n, c in predictor.configs.items()},
+        "choices": {"made_on": "val", "mask_threshold": predictor.configs["seg"].threshold,
+                    "val_dice_by_threshold": predictor.configs["seg"].notes.get("val_dice_by_threshold"),
+                    "temperature": {n: predictor.configs[n].temperature for n in ("raw", "refined")}},
+        "segmentation": {}, "classifiers": {"baseline": {}, "refined": {}}, "per_image": {},
+    }
+    for subset, items in (("val", val), ("test", test)):
+        res = infer(predictor, items)
+        seg = segmentation_report(items, res["masks"])
+        result["segmentation"][subset] = seg
+        for key, name in (("baseline", "raw"), ("refined", "refined")):
+            result["classifiers"][key][subset] = metrics.classification_report(res[name], labels(items), predictor.classes)
+        result["per_image"][subset] = [
+            {"image": it.image, "label": predictor.classes[it.label],
+             "dice": seg["per_image"].get(it.image, {}).get("dice"),
+             "iou": seg["per_image"].get(it.image, {}).get("iou"),
+             "predicted_lesion_fraction": float(m.mean()),
+             "baseline": {c: round(float(v), 6) for c, v in zip(predictor.classes, pb)},
+             "refined": {c: round(float(v), 6) for c, v in zip(predictor.classes, pr)}}
+            for it, m, pb, pr in zip(items, res["masks"], res["raw"], res["refined"])
+        ]
+        seg.pop("per_image")
+        print(f"{subset}: Dice {seg['dice_mean']:.3f}, normal FP rate {seg['normal_false_positive_rate']:.3f}, "
+              f"baseline acc {result['classifiers']['baseline'][subset]['accuracy']:.3f}, "
+              f"refined acc {result['classifiers']['refined'][subset]['accuracy']:.3f}", flush=True)
+    out = Path(out) if out else models_dir / "metrics.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}", flush=True)
+    return result

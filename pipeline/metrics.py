@@ -1,0 +1,122 @@
+"""Metric functions on NumPy arrays: segmentation overlap and classifier quality."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Dice of two binary masks; 1.0 when both are empty."""
+    p, t = np.asarray(pred) > 0, np.asarray(truth) > 0
+    total = p.sum() + t.sum()
+    return 1.0 if total == 0 else float(2 * np.logical_and(p, t).sum() / total)
+
+
+def iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Intersection over union of two binary masks; 1.0 when both are empty."""
+    p, t = np.asarray(pred) > 0, np.asarray(truth) > 0
+    union = np.logical_or(p, t).sum()
+    return 1.0 if union == 0 else float(np.logical_and(p, t).sum() / union)
+
+
+def pixel_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Share of pixels where the binary masks agree."""
+    return float(((np.asarray(pred) > 0) == (np.asarray(truth) > 0)).mean())
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows: true class, columns: predicted class."""
+    cm = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(cm, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
+    return cm
+
+
+def per_class_scores(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall and F1 per class from a confusion matrix (0 where undefined)."""
+    tp = np.diag(cm).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.nan_to_num(tp / cm.sum(axis=0))
+        recall = np.nan_to_num(tp / cm.sum(axis=1))
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    return {"precision": precision, "recall": recall, "f1": f1, "support": cm.sum(axis=1)}
+
+
+def roc_curve(y_true_binary: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates over all thresholds (ties handled), starting at (0, 0)."""
+    y = np.asarray(y_true_binary, bool)
+    s = np.asarray(scores, float)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    distinct = np.r_[np.where(np.diff(s))[0], len(s) - 1]
+    tps = np.cumsum(y)[distinct]
+    fps = (distinct + 1) - tps
+    pos, neg = max(y.sum(), 1), max((~y).sum(), 1)
+    return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos]
+
+
+def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Area under a curve by the trapezoid rule."""
+    return float(np.trapezoid(tpr, fpr))
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: int = 10) -> tuple[float, list[dict]]:
+    """ECE of the top-class confidence over equal-width bins, and the reliability bins."""
+    probs = np.asarray(probs, float)
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == np.asarray(y_true)
+    edges = np.linspace(0, 1, n_bins + 1)
+    ece, bins = 0.0, []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
+        n = int(inside.sum())
+        if n:
+            acc, mean_conf = float(correct[inside].mean()), float(conf[inside].mean())
+            ece += n / len(conf) * abs(acc - mean_conf)
+        else:
+            acc = mean_conf = None
+        bins.append({"low": float(lo), "high": float(hi), "count": n, "accuracy": acc, "confidence": mean_conf})
+    return float(ece), bins
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Re-scale softmax probabilities by a temperature (softmax of log p / T)."""
+    logits = np.log(np.clip(np.asarray(probs, float), 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def fit_temperature(probs: np.ndarray, y_true: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood (grid search 0.25-5)."""
+    y = np.asarray(y_true, int)
+    grid = np.exp(np.linspace(np.log(0.25), np.log(5.0), 200))
+    nll = [-np.log(np.clip(apply_temperature(probs, t)[np.arange(len(y)), y], 1e-12, 1)).mean() for t in grid]
+    return float(grid[int(np.argmin(nll))])
+
+
+def classification_report(probs: np.ndarray, y_true: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """Accuracy, macro-F1, per-class scores, confusion matrix, one-vs-rest ROC/AUC and calibration."""
+    probs = np.asarray(probs, float)
+    y_true = np.asarray(y_true, int)
+    y_pred = probs.argmax(axis=1)
+    cm = confusion_matrix(y_true, y_pred, len(classes))
+    scores = per_class_scores(cm)
+    roc, aucs = {}, {}
+    for i, name in enumerate(classes):
+        fpr, tpr = roc_curve(y_true == i, probs[:, i])
+        aucs[name] = auc(fpr, tpr)
+        roc[name] = {"fpr": [round(float(v), 4) for v in fpr], "tpr": [round(float(v), 4) for v in tpr]}
+    ece, bins = expected_calibration_error(probs, y_true)
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float((y_pred == y_true).mean()),
+        "macro_f1": float(scores["f1"].mean()),
+        "macro_auc": float(np.mean(list(aucs.values()))),
+        "per_class": {name: {k: (int(v[i]) if k == "support" else float(v[i])) for k, v in scores.items()}
+                      for i, name in enumerate(classes)},
+        "confusion_matrix": cm.tolist(),
+        "auc": aucs,
+        "roc": roc,
+        "ece": ece,
+        "reliability": bins,
+    }

@@ -1,0 +1,128 @@
+"""The predict contract: one ``Predictor`` that loads the three models once and answers for an image.
+
+Pipeline per image: grayscale -> UNet mask (at the image's own size) -> baseline classifier on the
+whole frame and refined classifier on the lesion-centred crop of the predicted mask -> overlay.
+Probabilities are temperature-scaled with the temperatures chosen on the validation split.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import preprocess
+from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
+from pipeline.errors import ModelLoadError
+from pipeline.metrics import apply_temperature
+from pipeline.overlay import overlay
+from pipeline.paths import MODELS_DIR
+
+RESTORE_HINT = (
+    "The trained models ship with the project in models/: restore them with "
+    "`git checkout -- models/` (or `git lfs pull` if your clone uses LFS), or retrain with "
+    "`python -m pipeline train seg` and `python -m pipeline train cls --input raw|refined`."
+)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Everything the app and the CLI show for one image."""
+
+    label: str
+    probabilities: dict[str, float]
+    baseline_label: str
+    baseline_probabilities: dict[str, float]
+    mask: np.ndarray  # uint8 0/1, same height and width as the input
+    lesion_fraction: float
+    overlay: np.ndarray  # RGB uint8
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the refined model's label."""
+        return self.probabilities[self.label]
+
+    @property
+    def models_agree(self) -> bool:
+        """True when baseline and refined models give the same label."""
+        return self.label == self.baseline_label
+
+
+def load_keras_model(path: Path):
+    """Load a ``.keras`` file in safe mode, or raise ModelLoadError with how to get it back."""
+    import keras
+
+    from pipeline import losses  # noqa: F401  (registers the custom objects)
+
+    if not path.is_file():
+        raise ModelLoadError(f"model file missing: {path}. {RESTORE_HINT}")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise ModelLoadError(f"model file {path} cannot be loaded ({type(exc).__name__}: {exc}). {RESTORE_HINT}") from exc
+
+
+class Predictor:
+    """Loads the UNet and both classifiers once; ``predict`` is safe to call from several threads."""
+
+    def __init__(self, models_dir: str | Path = MODELS_DIR):
+        import tensorflow as tf
+
+        self.models_dir = Path(models_dir)
+        self.configs: dict[str, ModelConfig] = {}
+        self._fns = {}
+        for name in ("seg", "raw", "refined"):
+            model = load_keras_model(model_path(name, self.models_dir))
+            cfg_file = config_path(name, self.models_dir)
+            if not cfg_file.is_file():
+                raise ModelLoadError(f"model config missing: {cfg_file}. {RESTORE_HINT}")
+            self.configs[name] = ModelConfig.load(cfg_file)
+            self._fns[name] = tf.function(lambda x, m=model: m(x, training=False), reduce_retracing=True)
+            setattr(self, f"{name}_model", model)
+        self.classes: tuple[str, ...] = self.configs["raw"].classes
+        self._lock = threading.Lock()
+
+    def _run(self, name: str, batch: np.ndarray) -> np.ndarray:
+        with self._lock:  # one graph call at a time: identical results whatever the callers
+            return self._fns[name](batch).numpy()
+
+    def segment_batch(self, grays: list[np.ndarray]) -> list[np.ndarray]:
+        """Predicted 0/1 masks at each image's own size."""
+        cfg = self.configs["seg"]
+        x = np.stack([preprocess.seg_input(g, cfg.image_size) for g in grays])
+        probs = self._run("seg", x)
+        return [preprocess.mask_from_probability(p, g.shape, cfg.threshold) for p, g in zip(probs, grays)]
+
+    def classify_batch(self, name: str, inputs: np.ndarray) -> np.ndarray:
+        """Temperature-scaled probabilities of classifier ``name`` ("raw" or "refined")."""
+        return apply_temperature(self._run(name, inputs), self.configs[name].temperature)
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Segment and classify one image (grayscale, RGB or RGBA uint8 array)."""
+        t0 = time.perf_counter()
+        gray = preprocess.to_gray(np.asarray(image))
+        if gray.dtype != np.uint8:
+            raise TypeError(f"expected a uint8 image, got {gray.dtype}")
+        mask = self.segment_batch([gray])[0]
+        t1 = time.perf_counter()
+        base = self.classify_batch("raw", preprocess.cls_input(gray)[None])[0]
+        t2 = time.perf_counter()
+        refined = self.classify_batch("refined", preprocess.refined_input(gray, mask)[None])[0]
+        t3 = time.perf_counter()
+        over = overlay(gray, mask)
+        t4 = time.perf_counter()
+        as_dict = lambda p: {c: float(v) for c, v in zip(self.classes, p)}  # noqa: E731
+        return Prediction(
+            label=self.classes[int(np.argmax(refined))], probabilities=as_dict(refined),
+            baseline_label=self.classes[int(np.argmax(base))], baseline_probabilities=as_dict(base),
+            mask=mask, lesion_fraction=float(mask.mean()), overlay=over,
+            timings_ms={"segmentation": (t1 - t0) * 1e3, "baseline": (t2 - t1) * 1e3,
+                        "refined": (t3 - t2) * 1e3, "overlay": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3},
+        )
+
+
+__all__ = ["CLASS_NAMES", "Prediction", "Predictor", "load_keras_model"]

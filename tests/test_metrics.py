@@ -1,0 +1,61 @@
+"""Metric functions checked on hand-made cases."""
+
+import numpy as np
+import pytest
+
+from pipeline import metrics
+
+
+def test_dice_iou_identical_disjoint_and_half():
+    a = np.zeros((10, 10), np.uint8)
+    a[:5] = 1
+    b = np.zeros_like(a)
+    b[5:] = 1
+    assert metrics.dice(a, a) == 1.0 and metrics.iou(a, a) == 1.0
+    assert metrics.dice(a, b) == 0.0 and metrics.iou(a, b) == 0.0
+    c = np.zeros_like(a)
+    c[:5, :5] = 1  # half of a
+    assert metrics.dice(c, a) == pytest.approx(2 * 25 / 75)
+    assert metrics.iou(c, a) == pytest.approx(0.5)
+    assert metrics.dice(np.zeros_like(a), np.zeros_like(a)) == 1.0
+    assert metrics.pixel_accuracy(a, b) == 0.0
+
+
+def test_known_confusion_matrix_and_scores():
+    y_true = [0, 0, 0, 1, 1, 2]
+    y_pred = [0, 0, 1, 1, 2, 2]
+    cm = metrics.confusion_matrix(np.array(y_true), np.array(y_pred), 3)
+    assert cm.tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    s = metrics.per_class_scores(cm)
+    assert s["precision"].tolist() == pytest.approx([1.0, 0.5, 0.5])
+    assert s["recall"].tolist() == pytest.approx([2 / 3, 0.5, 1.0])
+    assert s["f1"][0] == pytest.approx(0.8)
+
+
+def test_roc_auc_perfect_random_and_ties():
+    y = np.array([0, 0, 1, 1])
+    assert metrics.auc(*metrics.roc_curve(y, np.array([0.1, 0.2, 0.8, 0.9]))) == 1.0
+    assert metrics.auc(*metrics.roc_curve(y, np.array([0.9, 0.8, 0.2, 0.1]))) == 0.0
+    assert metrics.auc(*metrics.roc_curve(y, np.array([0.5, 0.5, 0.5, 0.5]))) == pytest.approx(0.5)
+    # one inversion among 4 positive/negative pairs -> AUC 0.75
+    assert metrics.auc(*metrics.roc_curve(y, np.array([0.1, 0.6, 0.5, 0.9]))) == pytest.approx(0.75)
+
+
+def test_ece_and_temperature():
+    probs = np.array([[0.9, 0.05, 0.05]] * 10)
+    y = np.array([0] * 9 + [1])
+    ece, bins = metrics.expected_calibration_error(probs, y)
+    assert ece == pytest.approx(0.0, abs=1e-9)
+    assert sum(b["count"] for b in bins) == 10
+    hot = metrics.apply_temperature(probs, 0.5)
+    assert hot[0, 0] > 0.9 and np.allclose(hot.sum(axis=1), 1)
+    overconfident = np.array([[0.99, 0.005, 0.005]] * 10)
+    assert metrics.fit_temperature(overconfident, y) > 1.0
+
+
+def test_classification_report_keys():
+    probs = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.6, 0.3, 0.1]])
+    rep = metrics.classification_report(probs, np.array([0, 1, 2, 1]), ("benign", "malignant", "normal"))
+    assert rep["accuracy"] == 0.75 and rep["n"] == 4
+    assert rep["confusion_matrix"] == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
+    assert set(rep["per_class"]) == {"benign", "malignant", "normal"}
