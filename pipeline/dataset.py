@@ -49,8 +49,15 @@ def _read(path: Path, flags: int) -> np.ndarray:
 
 
 def read_gray(path: str | Path) -> np.ndarray:
-    """Read a dataset image as uint8 grayscale (RGB files are converted with standard luminance)."""
-    return _read(Path(path), cv2.IMREAD_GRAYSCALE)
+    """Read a dataset image as uint8 grayscale through the project's one image loader
+    (``pipeline.imageio.load_image``), so training sees what prediction sees."""
+    from pipeline.errors import ImageLoadError
+    from pipeline.imageio import load_image
+
+    try:
+        return np.ascontiguousarray(load_image(Path(path)).pixels)
+    except (ImageLoadError, OSError) as exc:
+        raise DatasetError(f"unreadable image file: {path} ({exc})") from exc
 
 
 def read_mask(mask_paths: Iterable[str | Path], shape: tuple[int, int] | None = None) -> np.ndarray:

@@ -141,4 +141,8 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
     out = Path(out) if out else models_dir / "metrics.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}", flush=True)
+    if out == models_dir / "metrics.json":
+        from pipeline.model_card import write_card
+
+        print(f"wrote {write_card(models_dir)}", flush=True)
     return result

@@ -27,3 +27,9 @@ def dataset_available(root: str | os.PathLike | None = None) -> bool:
     """True when the resolved dataset folder holds the three class folders."""
     path = dataset_dir(root)
     return all((path / c).is_dir() for c in ("benign", "malignant", "normal"))
+
+
+def models_dir() -> Path:
+    """Folder of the trained models: ``BUSI_MODELS_DIR`` when set, else ``models/``."""
+    env = os.environ.get("BUSI_MODELS_DIR")
+    return Path(env).expanduser() if env else MODELS_DIR

@@ -19,7 +19,7 @@ from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
 from pipeline.errors import ModelLoadError
 from pipeline.metrics import apply_temperature
 from pipeline.overlay import overlay
-from pipeline.paths import MODELS_DIR
+from pipeline import paths
 
 RESTORE_HINT = (
     "The trained models ship with the project in models/: restore them with "
@@ -69,10 +69,10 @@ def load_keras_model(path: Path):
 class Predictor:
     """Loads the UNet and both classifiers once; ``predict`` is safe to call from several threads."""
 
-    def __init__(self, models_dir: str | Path = MODELS_DIR):
+    def __init__(self, models_dir: str | Path | None = None):
         import tensorflow as tf
 
-        self.models_dir = Path(models_dir)
+        self.models_dir = Path(models_dir) if models_dir else paths.models_dir()
         self.configs: dict[str, ModelConfig] = {}
         self._fns = {}
         for name in ("seg", "raw", "refined"):

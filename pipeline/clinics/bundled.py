@@ -44,7 +44,7 @@ def _row_to_facility(row: dict[str, str], line: int) -> Facility:
         city=row["city"].strip(), country=row["country"].strip(),
         address=(row.get("address") or "").strip(), phone=(row.get("phone") or "").strip(),
         website=(row.get("website") or "").strip(), source=row["source"].strip(),
-        breast_relevant=True,
+        breast_relevant=kind in ("cancer_centre", "breast_imaging"),
     )
 
 

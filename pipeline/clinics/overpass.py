@@ -139,19 +139,23 @@ def cache_key(lat: float, lon: float, radius_km: float) -> str:
 
 
 class OverpassClient:
-    """Fetch facilities around a point: cache first, then each endpoint once, failing fast."""
+    """Fetch facilities around a point: cache first, then each endpoint once, failing fast.
+
+    ``cache_dir=None`` means ``data/cache/overpass``; ``use_cache=False`` disables the cache.
+    """
 
     def __init__(
         self,
         transport: Transport | None = None,
-        cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
+        cache_dir: str | os.PathLike | None = None,
+        use_cache: bool = True,
         endpoints: Sequence[str] = ENDPOINTS,
         timeout: float = TIMEOUT_S,
         ttl_s: float = CACHE_TTL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.transport = transport or requests_transport
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.cache_dir = (Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR) if use_cache else None
         self.endpoints = tuple(endpoints)
         self.timeout = timeout
         self.ttl_s = ttl_s

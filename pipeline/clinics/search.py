@@ -34,6 +34,7 @@ class SearchResult:
     source: str  # "live" or "offline"
     message: str
     from_cache: bool = False
+    reason: str = ""  # offline only: why the live search was not used, plus what is shown
 
     @property
     def is_live(self) -> bool:
@@ -45,13 +46,13 @@ def _offline(lat: float, lon: float, radius_km: float, limit: int, reason: str,
              bundled: list[Facility] | None) -> SearchResult:
     everything = load_bundled() if bundled is None else bundled
     found = nearest(everything, lat, lon, radius_km, limit)
-    msg = f"{reason} Showing the {OFFLINE_LABEL} (bundled, not exhaustive)."
     if found:
-        msg += f" {len(found)} within {radius_km:g} km."
+        detail = f"{len(found)} within {radius_km:g} km (bundled list, not exhaustive)."
     else:
         found = nearest(everything, lat, lon, None, FALLBACK_NEAREST)
-        msg += f" None lies within {radius_km:g} km; these are the {len(found)} nearest."
-    return SearchResult(lat, lon, radius_km, found, "offline", msg.strip())
+        detail = f"None lies within {radius_km:g} km; these are the {len(found)} nearest (bundled list)."
+    msg = f"{reason} Showing the {OFFLINE_LABEL}: {detail}"
+    return SearchResult(lat, lon, radius_km, found, "offline", msg, reason=f"{reason} {detail}")
 
 
 def search_facilities(

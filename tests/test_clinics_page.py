@@ -1,0 +1,104 @@
+"""The map HTML and the Streamlit page, rendered headless and offline with AppTest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pipeline.clinics import overpass
+from pipeline.clinics.errors import OverpassError
+from pipeline.clinics.facility import Facility
+from pipeline.clinics.mapping import build_map, directions_url
+from pipeline.clinics.search import search_facilities
+
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "pages" / "clinics.py")
+
+
+def test_map_has_one_marker_per_facility():
+    res = search_facilities(30.0444, 31.2357, 25, offline=True)
+    assert len(res.facilities) >= 5
+    html = build_map(res.lat, res.lon, res.radius_km, res.facilities).get_root().render()
+    assert html.count("L.marker(") == len(res.facilities)
+    assert html.count("L.circleMarker(") == 1  # the searched point
+    assert "openstreetmap.org/directions" in html
+    assert "km away" in html
+
+
+def test_map_popup_escapes_and_links():
+    fac = Facility(name="<script>x</script>", lat=30.05, lon=31.24, website="example.org",
+                   phone="+20 1", distance_km=1.0)
+    html = build_map(30.0, 31.0, 5, [fac]).get_root().render()
+    assert "<script>x</script>" not in html
+    assert "https://example.org" in html
+    assert "30.00000%2C31.00000%3B30.05000%2C31.24000" in directions_url(30, 31, 30.05, 31.24)
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run(timeout=60)
+    assert not at.exception, at.exception
+    return at
+
+
+def test_page_renders_offline(monkeypatch):
+    monkeypatch.setenv("BUSI_OFFLINE", "1")
+    at = _app()
+    assert "Clinics" in at.title[0].value
+    assert any("not a medical device" in c.value for c in at.caption)  # disclaimer()
+    assert at.button(key="clinics_search")
+    assert not at.dataframe  # nothing until Search
+
+
+def test_page_search_with_offline_env(monkeypatch):
+    monkeypatch.setenv("BUSI_OFFLINE", "1")
+    monkeypatch.setattr(overpass, "requests_transport", _no_network)
+    at = _app()
+    at.text_input(key="clinics_place").input("Cairo, Egypt").run()
+    at.button(key="clinics_search").click().run()
+    assert not at.exception, at.exception
+    assert any("offline list" in w.value for w in at.warning)
+    df = at.dataframe[0].value
+    assert len(df) >= 3 and "National Cancer Institute (Cairo University)" in set(df["Name"])
+    assert list(df["Distance (km)"]) == sorted(df["Distance (km)"])
+
+
+def _no_network(url, query, timeout, headers):
+    raise OverpassError(f"{url} unreachable (ConnectionError)")
+
+
+def test_page_network_failure_falls_back(monkeypatch, tmp_path):
+    monkeypatch.delenv("BUSI_OFFLINE", raising=False)
+    monkeypatch.setattr(overpass, "requests_transport", _no_network)
+    monkeypatch.setattr(overpass, "DEFAULT_CACHE_DIR", tmp_path)  # no stale live cache
+    at = _app()
+    at.text_input(key="clinics_place").input("Alexandria").run()
+    choice = at.selectbox(key="clinics_choice")
+    assert any("Egypt" in o for o in choice.options) and any("Virginia" in o for o in choice.options)
+    at.slider(key="clinics_radius").set_value(17).run()
+    at.button(key="clinics_search").click().run()
+    assert not at.exception, at.exception
+    warning = " ".join(w.value for w in at.warning)
+    assert "unreachable" in warning and "offline list" in warning
+    assert "Alexandria Main University Hospital" in set(at.dataframe[0].value["Name"])
+
+
+@pytest.mark.parametrize("query", ["Xyzzyqwv"])
+def test_page_unknown_place_shows_error(monkeypatch, query):
+    monkeypatch.setenv("BUSI_OFFLINE", "1")
+    at = _app()
+    at.text_input(key="clinics_place").input(query).run()
+    assert not at.exception
+    assert any(query in e.value for e in at.error)
+
+
+def test_page_latlon_entry(monkeypatch):
+    monkeypatch.setenv("BUSI_OFFLINE", "1")
+    at = _app()
+    at.radio(key="clinics_mode").set_value("Latitude / longitude").run()
+    at.number_input(key="clinics_lat").set_value(40.7640).run()
+    at.number_input(key="clinics_lon").set_value(-73.9560).run()
+    at.button(key="clinics_search").click().run()
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value["Name"].iloc[0] == "Memorial Sloan Kettering Cancer Center"

@@ -1,0 +1,155 @@
+"""The predict contract, determinism, concurrency and the committed models' recorded accuracy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline import paths
+from pipeline.config import CLASS_NAMES, model_path
+from pipeline.errors import ModelLoadError
+from pipeline.predict import Predictor
+from pipeline.predict_cli import run
+
+MODELS = paths.models_dir()
+needs_models = pytest.mark.skipif(not model_path("seg", MODELS).is_file(),
+                                  reason=f"trained models not found in {MODELS}")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    if not model_path("seg", MODELS).is_file():
+        pytest.skip(f"trained models not found in {MODELS}")
+    return Predictor(MODELS)
+
+
+@pytest.fixture(scope="module")
+def test_images(request) -> list[Path]:
+    root = request.getfixturevalue("busi_dir")
+    from pipeline.split import read_split
+
+    split = read_split(paths.SPLIT_CSV)
+    names = split[split["subset"] == "test"].groupby("label").head(2)["image"]
+    return [root / n for n in names]
+
+
+def _check_record(record: dict, image: Path, out: Path) -> None:
+    assert set(record) >= {"image", "label", "probabilities", "baseline", "mask", "lesion_fraction", "ms"}
+    assert record["label"] in CLASS_NAMES and record["baseline"]["label"] in CLASS_NAMES
+    for probs in (record["probabilities"], record["baseline"]["probabilities"]):
+        assert set(probs) == set(CLASS_NAMES)
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+    mask = cv2.imread(record["mask"], cv2.IMREAD_UNCHANGED)
+    src = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+    assert mask.shape[:2] == src.shape[:2]
+    assert set(np.unique(mask)) <= {0, 255}
+    assert 0.0 <= record["lesion_fraction"] <= 1.0
+    assert Path(record["mask"]).parent == out
+
+
+def test_cli_contract_with_bad_file(tmp_path, test_images):
+    if not model_path("seg", MODELS).is_file():
+        pytest.skip(f"trained models not found in {MODELS}")
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    out = tmp_path / "out"
+    args = [str(test_images[0]), str(bad), str(test_images[1])]
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "predict", *args, "--out", str(out),
+                           "--models-dir", str(MODELS)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert [r["image"] for r in lines] == args
+    assert set(lines[1]) == {"image", "error"} and "broken.png" in lines[1]["error"]
+    _check_record(lines[0], test_images[0], out)
+    _check_record(lines[2], test_images[1], out)
+
+
+def test_all_formats_and_exit_zero(tmp_path, predictor, test_images):
+    gray = cv2.imread(str(test_images[0]), cv2.IMREAD_GRAYSCALE)
+    files = []
+    for ext in ("png", "jpg", "bmp", "tif"):
+        files.append(tmp_path / f"sample.{ext}")
+        assert cv2.imwrite(str(files[-1]), gray)
+    lines: list[str] = []
+
+    class Sink:
+        def write(self, text):
+            lines.append(text)
+
+        def flush(self):
+            pass
+
+    assert run([str(f) for f in files], tmp_path / "masks", predictor, stream=Sink()) == 0
+    records = [json.loads(t) for t in "".join(lines).splitlines()]
+    assert len(records) == 4 and len({r["mask"] for r in records}) == 4  # same stem: numbered masks
+    for r, f in zip(records, files):
+        _check_record(r, f, tmp_path / "masks")
+    lossless = [r for r in records if not r["image"].endswith(".jpg")]
+    assert len({r["label"] for r in lossless}) == 1
+
+
+def test_deterministic(predictor, test_images):
+    gray = cv2.imread(str(test_images[2]), cv2.IMREAD_GRAYSCALE)
+    a, b = predictor.predict(gray), predictor.predict(gray)
+    assert a.probabilities == b.probabilities and a.baseline_probabilities == b.baseline_probabilities
+    assert np.array_equal(a.mask, b.mask)
+    assert a.overlay.shape == (*gray.shape, 3)
+
+
+def test_concurrent_callers_match_serial(predictor, test_images):
+    grays = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in test_images[:4]]
+    serial = [predictor.predict(g) for g in grays]
+    results: dict[tuple[int, int], object] = {}
+    errors: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        try:
+            for i, g in enumerate(grays):
+                results[(t, i)] = predictor.predict(g)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    for (t, i), res in results.items():
+        assert res.probabilities == serial[i].probabilities
+        assert res.baseline_probabilities == serial[i].baseline_probabilities
+        assert np.array_equal(res.mask, serial[i].mask)
+
+
+def test_committed_models_reproduce_recorded_metrics(predictor, busi_dir):
+    from pipeline.evaluate import infer
+    from pipeline.train import load_items
+
+    recorded = json.loads((MODELS / "metrics.json").read_text())["per_image"]["test"][:24]
+    items = {it.image: it for it in load_items(busi_dir, "test")}
+    subset = [items[r["image"]] for r in recorded]
+    res = infer(predictor, subset)
+    correct_now, correct_then = 0, 0
+    for r, it, pb, pr in zip(recorded, subset, res["raw"], res["refined"]):
+        assert np.allclose(pb, [r["baseline"][c] for c in CLASS_NAMES], atol=2e-4), r["image"]
+        assert np.allclose(pr, [r["refined"][c] for c in CLASS_NAMES], atol=2e-4), r["image"]
+        correct_now += int(np.argmax(pr) == it.label)
+        correct_then += int(max(r["refined"], key=r["refined"].get) == CLASS_NAMES[it.label])
+    assert correct_now == correct_then
+
+
+def test_missing_and_corrupt_models_explain_how_to_restore(tmp_path):
+    with pytest.raises(ModelLoadError, match="missing.*git checkout -- models/"):
+        Predictor(tmp_path)
+    for name in ("unet.keras", "classifier_baseline.keras", "classifier_refined.keras"):
+        (tmp_path / name).write_bytes(b"PK\x03\x04 corrupt")
+    with pytest.raises(ModelLoadError, match="cannot be loaded"):
+        Predictor(tmp_path)
