@@ -195,7 +195,7 @@ def geocode(query: str, index: GeoIndex | None = None, limit: int = MAX_CANDIDAT
     if coords is not None:
         lat, lon = coords
         return GeocodeResult(query, [Place(name=f"{lat:.4f}, {lon:.4f}", lat=lat, lon=lon)])
-    if _LATLON_RE.match(query.replace(" ", ",")) is None and re.fullmatch(r"[-+\d.,;\s]+", query):
+    if re.fullmatch(r"[-+\d.,;\s]+", query):  # numbers, but not a valid pair
         raise InvalidCoordinatesError(f"Could not read {query!r} as 'latitude, longitude'.")
 
     index = index or get_index()
