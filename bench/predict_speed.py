@@ -1,0 +1,59 @@
+"""Median milliseconds per image: segmentation, each classifier, and end to end.
+
+Usage: ``python bench/predict_speed.py [--images 60]`` with BUSI_DIR pointing at the dataset;
+runs on test-split images after a warm-up, one image at a time (what the dashboard does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline import paths  # noqa: E402
+from pipeline.imageio import load_image  # noqa: E402
+from pipeline.predict import Predictor  # noqa: E402
+from pipeline.split import read_split  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args()
+    root = paths.dataset_dir()
+    if not paths.dataset_available(root):
+        print(f"dataset not found at {root}: set BUSI_DIR", file=sys.stderr)
+        return 2
+    split = read_split(paths.SPLIT_CSV)
+    names = list(split[split["subset"] == "test"]["image"])[: args.images]
+    grays = [load_image(root / n).pixels for n in names]
+    t = time.perf_counter()
+    predictor = Predictor()
+    load_s = time.perf_counter() - t
+    for g in grays[: args.warmup]:
+        predictor.predict(g)
+    times: dict[str, list[float]] = {"segmentation": [], "baseline": [], "refined": [], "total": []}
+    for g in grays:
+        timings = predictor.predict(g).timings_ms
+        for key in times:
+            times[key].append(timings[key])
+    # end to end including decoding the file, as the CLI does
+    e2e = []
+    for n in names:
+        t = time.perf_counter()
+        predictor.predict(load_image(root / n).pixels)
+        e2e.append((time.perf_counter() - t) * 1e3)
+    print(f"models loaded in {load_s:.1f} s; {len(grays)} test images, one at a time")
+    for key, values in times.items():
+        print(f"{key:>13}: median {statistics.median(values):7.1f} ms   p95 {sorted(values)[int(0.95 * (len(values) - 1))]:7.1f} ms")
+    print(f"{'file->result':>13}: median {statistics.median(e2e):7.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
