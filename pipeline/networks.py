@@ -18,7 +18,7 @@ B3_WEIGHTS_FILE = "efficientnetb3_notop.h5"
 def _conv_block(x, filters: int, name: str):
     for i in (1, 2):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{i}")(x)
         x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
     return x
 
@@ -74,8 +74,30 @@ def build_lite2_unet(size: int = 256, weights: str | None = "imagenet",
     return keras.Model(inp, out, name="lite2_unet"), init
 
 
+def freeze_batchnorm(model: keras.Model) -> None:
+    """Keep a pretrained backbone's batch-norm layers in inference mode with their ImageNet statistics.
+
+    With batches of 16 and a few hundred steps, re-estimated moving statistics lag far behind the
+    batch statistics used in training, and validation predictions collapse; frozen statistics avoid it
+    (the usual practice when fine-tuning EfficientNets).
+    """
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
+
+
 def _load_lite2(base: keras.Model, weights: str | None) -> str:
-    """Load converted ImageNet weights into a Lite2 backbone when asked; describe the initialisation."""
+    """Load converted ImageNet weights into a Lite2 backbone when asked; describe the initialisation.
+
+    Pretrained backbones get their batch-norm layers frozen (see ``freeze_batchnorm``).
+    """
+    init = _lite2_weights(base, weights)
+    if init.startswith(("ImageNet", "file")):
+        freeze_batchnorm(base)
+    return init
+
+
+def _lite2_weights(base: keras.Model, weights: str | None) -> str:
     if weights != "imagenet":
         if weights:
             base.load_weights(weights)
@@ -121,6 +143,8 @@ def build_classifier(backbone: str = "lite2", size: int = 224, weights: str | No
         w, init = b3_weights(weights)
         base = keras.applications.EfficientNetB3(include_top=False, weights=w, input_shape=(size, size, 3),
                                                  pooling="avg")
+        if w is not None:
+            freeze_batchnorm(base)
     elif backbone == "lite2":
         from pipeline.lite2 import build_efficientnet_lite2
 

@@ -1,0 +1,205 @@
+"""Streamlit AppTest of every dashboard page: with and without the dataset, and without models.
+
+Models: ``BUSI_MODELS_DIR`` when set, else the committed ``models/``; parts needing them skip
+with a reason when ``unet.keras`` is absent. The dataset comes from ``BUSI_DIR`` (skips without).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from bad_inputs import EXPECTED_KEYWORDS, bad_input_corpus, encode, speckle  # noqa: E402
+from pipeline.paths import MODELS_DIR  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "dashboard" / "app.py")
+PAGES = {name: str(ROOT / "dashboard" / "pages" / f"{name}.py") for name in ("diagnose", "dataset", "models")}
+TIMEOUT = 180
+PICK = "Pick a test image from the dataset"
+
+
+def _models_dir() -> Path:
+    env = os.environ.get("BUSI_MODELS_DIR")
+    return Path(env) if env else MODELS_DIR
+
+
+@pytest.fixture(scope="module")
+def models_dir() -> Path:
+    folder = _models_dir()
+    if not (folder / "unet.keras").is_file():
+        pytest.skip(f"no trained models in {folder} (unet.keras absent): train them or set BUSI_MODELS_DIR")
+    return folder
+
+
+@pytest.fixture
+def with_dataset(busi_dir, models_dir, monkeypatch):
+    monkeypatch.setenv("BUSI_DIR", str(busi_dir))
+    monkeypatch.setenv("BUSI_MODELS_DIR", str(models_dir))
+    return busi_dir
+
+
+@pytest.fixture
+def without_dataset(tmp_path, monkeypatch):
+    empty = tmp_path / "no_dataset"
+    empty.mkdir()
+    monkeypatch.setenv("BUSI_DIR", str(empty))
+    monkeypatch.setenv("BUSI_MODELS_DIR", str(_models_dir()))
+    return empty
+
+
+def run(path: str) -> AppTest:
+    at = AppTest.from_file(path, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def all_text(at: AppTest) -> str:
+    return " ".join(texts(getattr(at, kind)) for kind in
+                    ("title", "subheader", "markdown", "caption", "info", "warning", "error", "success"))
+
+
+def disclaimer_shown(at: AppTest) -> bool:
+    return "not a medical device" in texts(at.caption)
+
+
+# --- with the dataset --------------------------------------------------------------------------
+@pytest.mark.parametrize("page", ["app", "diagnose", "dataset", "models"])
+def test_pages_render_with_dataset(with_dataset, page):
+    at = run(APP if page == "app" else PAGES[page])
+    assert disclaimer_shown(at)
+    assert not at.error, texts(at.error)
+    if page == "dataset":
+        assert "breast-ultrasound images" in texts(at.markdown)
+        assert at.metric, "duplicate counts"
+    if page == "models":
+        assert "Baseline vs refined" in texts(at.subheader)
+
+
+def test_app_navigates_to_every_page(with_dataset):
+    at = run(APP)
+    assert "Diagnose" in texts(at.title)
+    for page, title in (("pages/dataset.py", "dataset"), ("pages/models.py", "models")):
+        at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert title in texts(at.title).lower()
+
+
+def test_diagnose_dataset_image_shows_label_and_ground_truth(with_dataset):
+    at = run(PAGES["diagnose"])
+    at.radio(key="source").set_value(PICK).run()
+    assert not at.exception, [e.value for e in at.exception]
+    options = at.selectbox(key="dataset_image").options
+    assert len(options) > 50
+    at.selectbox(key="dataset_image").select_index(3).run()
+    subheaders = texts(at.subheader)
+    assert any(f"Prediction: {c}" in subheaders for c in ("benign", "malignant", "normal"))
+    assert "Against the ground truth" in subheaders
+    assert {m.label for m in at.metric} >= {"Dice", "IoU"}
+    assert "True class" in texts(at.markdown)
+    assert not at.error
+
+
+def test_models_page_error_browser_filters(with_dataset):
+    at = run(PAGES["models"])
+    for option in at.selectbox(key="case_filter").options:
+        at.selectbox(key="case_filter").set_value(option).run()
+        assert not at.exception, (option, [e.value for e in at.exception])
+
+
+def test_dataset_gallery_filters_and_paging(with_dataset):
+    at = run(PAGES["dataset"])
+    at.multiselect(key="g_class").set_value(["malignant"]).run()
+    at.selectbox(key="g_dups").set_value("only images with near-duplicates").run()
+    assert not at.exception
+    at.number_input(key="g_page").set_value(2).run()
+    assert not at.exception
+    at.multiselect(key="g_subset").set_value(["test"]).run()
+    at.multiselect(key="g_size").set_value(["no lesion"]).run()  # malignant test images without lesion: none
+    assert not at.exception
+    assert "No image matches" in texts(at.info)
+
+
+# --- without the dataset ------------------------------------------------------------------------
+@pytest.mark.parametrize("page", ["app", "diagnose", "dataset", "models"])
+def test_pages_render_without_dataset(without_dataset, page):
+    at = run(APP if page == "app" else PAGES[page])
+    assert disclaimer_shown(at)
+    if page == "dataset":
+        panel = texts(at.info)
+        assert "make data" in panel and "BUSI_DIR" in panel
+    if page == "diagnose" and (_models_dir() / "unet.keras").is_file():
+        assert at.radio(key="source").options == ["Upload an image"]
+
+
+# --- without the models ---------------------------------------------------------------------------
+def test_missing_models_give_a_clear_error_and_other_pages_work(tmp_path, monkeypatch):
+    empty = tmp_path / "no_models"
+    empty.mkdir()
+    monkeypatch.setenv("BUSI_MODELS_DIR", str(empty))
+    monkeypatch.setenv("BUSI_DIR", str(tmp_path / "no_dataset"))
+    at = run(PAGES["diagnose"])
+    assert "models could not be loaded" in texts(at.error)
+    assert "model file missing" in texts(at.error)
+    for page in ("dataset", "models"):
+        other = run(PAGES[page])
+        assert disclaimer_shown(other)
+    assert "No evaluation results" in texts(run(PAGES["models"]).warning)
+
+
+def test_corrupt_model_file_gives_a_clear_error(tmp_path, monkeypatch):
+    folder = tmp_path / "corrupt"
+    folder.mkdir()
+    for name in ("unet", "classifier_baseline", "classifier_refined"):
+        (folder / f"{name}.keras").write_bytes(b"not a keras zip")
+    monkeypatch.setenv("BUSI_MODELS_DIR", str(folder))
+    monkeypatch.setenv("BUSI_DIR", str(tmp_path / "no_dataset"))
+    at = run(PAGES["diagnose"])
+    assert "cannot be loaded" in texts(at.error)
+
+
+# --- uploads ------------------------------------------------------------------------------------
+def test_upload_bad_input_corpus_then_a_good_image(without_dataset, models_dir):
+    at = run(PAGES["diagnose"])
+    for name, data, expect in bad_input_corpus():
+        at.file_uploader(key="upload").set_value((name, data, "application/octet-stream")).run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        shown = texts(at.subheader)
+        if expect == "error":
+            message = texts(at.error).lower()
+            assert "cannot be analysed" in message, name
+            for word in EXPECTED_KEYWORDS[name]:
+                assert word.lower() in message, (name, word)
+            assert "Prediction:" not in shown
+        else:
+            assert "Prediction:" in shown, (name, texts(at.error))
+            if expect == "warning":
+                assert at.warning, name
+    at.file_uploader(key="upload").set_value(("good.png", encode(speckle(), "PNG"), "image/png")).run()
+    assert "Prediction:" in texts(at.subheader) and not at.error
+
+
+def test_upload_with_ground_truth_mask_gives_dice(without_dataset, models_dir):
+    at = run(PAGES["diagnose"])
+    img = speckle()
+    at.file_uploader(key="upload").set_value(("scan.png", encode(img, "PNG"), "image/png")).run()
+    mask = np.zeros(img.shape, np.uint8)
+    mask[40:100, 60:140] = 255
+    at.file_uploader(key="truth_upload").set_value(("scan_mask.png", encode(mask, "PNG"), "image/png")).run()
+    assert not at.exception
+    assert {m.label for m in at.metric} >= {"Dice", "IoU"}
+    wrong = np.zeros((40, 40), np.uint8)
+    at.file_uploader(key="truth_upload").set_value(("small_mask.png", encode(wrong, "PNG"), "image/png")).run()
+    assert "cannot be used" in texts(at.error)
+    assert "Prediction:" in texts(at.subheader)
