@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-DISCLAIMER = (
-    "Research tool, not a medical device. Predictions are not a diagnosis and must not "
-    "guide clinical decisions."
-)
+from pipeline.report import DISCLAIMER  # one wording for the pages and the JSON report
+
+__all__ = ["DISCLAIMER", "disclaimer"]
 
 
 def disclaimer() -> None:
     """Show the research-use disclaimer; every page calls this once."""
-    st.caption(f"⚠️ {DISCLAIMER}")
+    st.caption(f":material/warning: {DISCLAIMER}")

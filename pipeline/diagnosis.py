@@ -106,6 +106,10 @@ def heatmap_caption(heat: FrameHeatmap) -> str:
         return ("No lesion was outlined, so the refined classifier looked at the whole image; "
                 "warm colours mark the areas that drove its answer.")
     x0, y0, x1, y1 = heat.box
+    h, w = heat.heatmap.shape
+    if (x0, y0, x1, y1) == (0, 0, w, h):
+        return ("The outlined lesion spans the whole frame, so the refined classifier looked at the whole image; "
+                "warm colours mark the areas that drove its answer.")
     return (f"The refined classifier looked only at the lesion-centred square (white box, x {x0}–{x1}, "
             f"y {y0}–{y1} px); warm colours mark the areas that drove its answer.")
 

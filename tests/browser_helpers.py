@@ -130,6 +130,18 @@ def wait_title(page, title: str, timeout_ms: int = 120_000) -> None:
     page.get_by_role("heading", name=re.compile(re.escape(title))).first.wait_for(timeout=timeout_ms)
 
 
+def fit_viewport(page, width: int = 1400, max_height: int = 8000) -> int:
+    """Make the viewport as tall as the app's content (Streamlit scrolls inside its main area,
+    so a full-page screenshot would stop at the viewport); returns the height used."""
+    height = page.evaluate(
+        "() => { const m = document.querySelector('[data-testid=\"stMain\"]') || document.body;"
+        " return Math.max(m.scrollHeight, document.body.scrollHeight); }")
+    height = int(min(max(height + 40, 800), max_height))
+    page.set_viewport_size({"width": width, "height": height})
+    page.wait_for_timeout(1200)  # charts and tables re-layout
+    return height
+
+
 def open_page(page, base_url: str, name: str) -> None:
     """Go to a page by clicking its sidebar link (falls back to its URL)."""
     link = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]')

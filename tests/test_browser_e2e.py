@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import (PAGE_TITLES, ROOT, find_chromium, launch, open_page, streamlit_server,
+from browser_helpers import (PAGE_TITLES, ROOT, find_chromium, fit_viewport, launch, open_page, streamlit_server,
                              upload_and_wait_label, wait_healthy, wait_idle, wait_title, write_upload_image)
 from pipeline.paths import MODELS_DIR
 
@@ -46,7 +46,7 @@ def test_every_page_in_a_real_browser(chromium, tmp_path):
         with sync_playwright() as p:
             browser = launch(p, chromium)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 2600})
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 errors: list[str] = []
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
                 page.goto(url)
@@ -58,7 +58,9 @@ def test_every_page_in_a_real_browser(chromium, tmp_path):
                     wait_idle(page)
                     assert not page.locator('[data-testid="stException"]').count(), f"exception on {name}"
                     assert page.get_by_text("not a medical device").count(), f"no disclaimer on {name}"
+                    fit_viewport(page)
                     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+                    page.set_viewport_size({"width": 1400, "height": 1000})
 
                 open_page(page, url, "diagnose")
                 wait_title(page, PAGE_TITLES["diagnose"])
@@ -67,6 +69,7 @@ def test_every_page_in_a_real_browser(chromium, tmp_path):
                     assert label in ("benign", "malignant", "normal")
                     wait_idle(page)
                     assert not page.locator('[data-testid="stException"]').count()
+                    fit_viewport(page)
                     page.screenshot(path=str(SHOTS / "diagnose_result.png"), full_page=True)
                 else:
                     assert page.get_by_text("models could not be loaded").count()

@@ -39,9 +39,10 @@ def models_dir() -> Path:
 
 
 @pytest.fixture
-def with_dataset(busi_dir, models_dir, monkeypatch):
+def with_dataset(busi_dir, monkeypatch):
+    """The real dataset; the models folder as found (tests needing models also ask for models_dir)."""
     monkeypatch.setenv("BUSI_DIR", str(busi_dir))
-    monkeypatch.setenv("BUSI_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("BUSI_MODELS_DIR", str(_models_dir()))
     return busi_dir
 
 
@@ -79,11 +80,14 @@ def disclaimer_shown(at: AppTest) -> bool:
 def test_pages_render_with_dataset(with_dataset, page):
     at = run(APP if page == "app" else PAGES[page])
     assert disclaimer_shown(at)
-    assert not at.error, texts(at.error)
+    if page == "dataset" or (_models_dir() / "unet.keras").is_file():
+        assert not at.error, texts(at.error)
+    else:
+        assert "models could not be loaded" in texts(at.error) or page == "models"
     if page == "dataset":
         assert "breast-ultrasound images" in texts(at.markdown)
         assert at.metric, "duplicate counts"
-    if page == "models":
+    if page == "models" and (_models_dir() / "metrics.json").is_file():
         assert "Baseline vs refined" in texts(at.subheader)
 
 
@@ -96,7 +100,7 @@ def test_app_navigates_to_every_page(with_dataset):
         assert title in texts(at.title).lower()
 
 
-def test_diagnose_dataset_image_shows_label_and_ground_truth(with_dataset):
+def test_diagnose_dataset_image_shows_label_and_ground_truth(with_dataset, models_dir):
     at = run(PAGES["diagnose"])
     at.radio(key="source").set_value(PICK).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -112,6 +116,8 @@ def test_diagnose_dataset_image_shows_label_and_ground_truth(with_dataset):
 
 
 def test_models_page_error_browser_filters(with_dataset):
+    if not (_models_dir() / "metrics.json").is_file():
+        pytest.skip(f"no {_models_dir() / 'metrics.json'}: run `python -m pipeline evaluate`")
     at = run(PAGES["models"])
     for option in at.selectbox(key="case_filter").options:
         at.selectbox(key="case_filter").set_value(option).run()

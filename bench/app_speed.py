@@ -1,0 +1,168 @@
+"""Dashboard speed in a real browser: cold start and upload-to-diagnosis time.
+
+Usage: ``python bench/app_speed.py [--runs 3] [--uploads 7] [--screenshots docs/screenshots]``
+(needs Debian ``chromium``: ``make browser``). Models from BUSI_MODELS_DIR or models/; the
+dataset from BUSI_DIR (optional).
+
+* cold start: from launching ``streamlit run`` to the Diagnose page's title visible in the
+  browser (what a user waits for), plus when the models are loaded and the uploader is ready;
+  median over ``--runs`` fresh servers. Goal: <= 8 s to the first page.
+* upload-to-diagnosis: with the models loaded, from handing a new image to the file input to
+  the predicted label on screen (and to the page finished, Grad-CAM included); each upload is a
+  different generated image, so no cache helps. Median of ``--uploads`` (>= 5). Goal: <= 1 s.
+* ``--screenshots DIR``: one screenshot per page for the README — Diagnose with a generated
+  (not patient) image, Dataset cropped to the charts, Models without the image browser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import cv2  # noqa: E402
+
+from browser_helpers import (PAGE_TITLES, find_chromium, fit_viewport, launch, open_page,  # noqa: E402
+                             streamlit_server, synthetic_ultrasound, wait_healthy, wait_idle, wait_title)
+
+GOAL_COLD_S = 8.0
+GOAL_UPLOAD_S = 1.0
+
+
+def cold_start(browser, log_dir: Path, run: int) -> dict:
+    t0 = time.perf_counter()
+    with streamlit_server(log_path=log_dir / f"streamlit_cold_{run}.log") as (url, proc):
+        health = wait_healthy(url, proc)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        wait_title(page, PAGE_TITLES["diagnose"])
+        title = time.perf_counter() - t0
+        page.locator('[data-testid="stFileUploader"], [data-testid="stAlert"]').first.wait_for(timeout=120_000)
+        ready = time.perf_counter() - t0
+        page.close()
+    return {"health_s": health, "title_s": title, "models_ready_s": ready}
+
+
+def upload_times(page, tmp: Path, n: int) -> list[dict]:
+    out = []
+    for k in range(n + 1):  # the first upload warms the graph and is not counted
+        path = tmp / f"bench_upload_{k}.png"
+        cv2.imwrite(str(path), synthetic_ultrasound(seed=100 + k))
+        t0 = time.perf_counter()
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(path))
+        page.get_by_text(f"Original — {path.name}").first.wait_for(timeout=120_000)
+        page.get_by_role("heading", name="Prediction:").first.wait_for(timeout=120_000)
+        label = time.perf_counter() - t0
+        wait_idle(page, settle_ms=0)
+        done = time.perf_counter() - t0
+        if k:
+            out.append({"label_s": label, "complete_s": done})
+    return out
+
+
+def screenshots(browser, url: str, out_dir: Path, tmp: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    saved = []
+    page.goto(url)
+    wait_title(page, PAGE_TITLES["diagnose"])
+    wait_idle(page)
+    img = tmp / "synthetic_example.png"
+    cv2.imwrite(str(img), synthetic_ultrasound(seed=7))
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(img))
+    page.get_by_text(f"Original — {img.name}").first.wait_for(timeout=120_000)
+    wait_idle(page, settle_ms=1500)
+    fit_viewport(page)
+    saved.append(out_dir / "diagnose.png")
+    page.screenshot(path=str(saved[-1]), full_page=True)
+
+    for name, stop_text in (("dataset", None), ("models", "Where the models disagree or are wrong")):
+        open_page(page, url, name)
+        wait_title(page, PAGE_TITLES[name])
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        wait_idle(page, settle_ms=2000)
+        fit_viewport(page)
+        clip = None
+        if stop_text:  # leave out the part that shows dataset images
+            box = page.get_by_text(stop_text).first.bounding_box()
+            if box:
+                clip = {"x": 0, "y": 0, "width": 1400, "height": box["y"] - 10}
+        elif name == "dataset":  # overview tab: charts only; stop before the split table
+            box = page.get_by_text("Split composition per class").first.bounding_box()
+            if box:
+                clip = {"x": 0, "y": 0, "width": 1400, "height": box["y"] + 420}
+        saved.append(out_dir / f"{name}.png")
+        page.screenshot(path=str(saved[-1]), clip=clip, full_page=clip is None)
+    if (ROOT / "dashboard" / "pages" / "clinics.py").is_file():
+        open_page(page, url, "clinics")
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        wait_idle(page, settle_ms=2500)
+        fit_viewport(page)
+        saved.append(out_dir / "clinics.png")
+        page.screenshot(path=str(saved[-1]), full_page=True)
+    page.close()
+    return saved
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3, help="cold starts (fresh servers)")
+    ap.add_argument("--uploads", type=int, default=7, help="timed uploads (>= 5)")
+    ap.add_argument("--screenshots", type=Path, default=None, help="folder for one screenshot per page")
+    ap.add_argument("--out", type=Path, default=ROOT / "test-output" / "bench_app_speed.json")
+    args = ap.parse_args()
+    chromium = find_chromium()
+    if chromium is None:
+        print("Chromium not found: run `make browser` first.", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    tmp = ROOT / "test-output" / "bench"
+    tmp.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = launch(p, chromium)
+        try:
+            colds = [cold_start(browser, tmp, i) for i in range(args.runs)]
+            with streamlit_server(log_path=tmp / "streamlit_uploads.log") as (url, proc):
+                wait_healthy(url, proc)
+                page = browser.new_page(viewport={"width": 1400, "height": 1200})
+                page.goto(url)
+                wait_title(page, PAGE_TITLES["diagnose"])
+                page.locator('[data-testid="stFileUploader"]').first.wait_for(timeout=120_000)
+                ups = upload_times(page, tmp, max(5, args.uploads))
+                page.close()
+                shots = screenshots(browser, url, args.screenshots, tmp) if args.screenshots else []
+        finally:
+            browser.close()
+    med = lambda rows, k: statistics.median(r[k] for r in rows)  # noqa: E731
+    result = {
+        "cold_start": {"runs": colds, "median_health_s": med(colds, "health_s"),
+                       "median_first_page_s": med(colds, "title_s"), "median_models_ready_s": med(colds, "models_ready_s"),
+                       "goal_s": GOAL_COLD_S},
+        "upload_to_diagnosis": {"runs": ups, "median_label_s": med(ups, "label_s"),
+                                "median_complete_s": med(ups, "complete_s"), "goal_s": GOAL_UPLOAD_S},
+        "screenshots": [str(s.resolve().relative_to(ROOT)) if s.resolve().is_relative_to(ROOT) else str(s) for s in shots],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    c, u = result["cold_start"], result["upload_to_diagnosis"]
+    print(f"cold start (median of {len(colds)}): health {c['median_health_s']:.2f} s, first page "
+          f"{c['median_first_page_s']:.2f} s (goal <= {GOAL_COLD_S:.0f} s), models ready "
+          f"{c['median_models_ready_s']:.2f} s")
+    print(f"upload to diagnosis (median of {len(ups)}): label {u['median_label_s']:.2f} s "
+          f"(goal <= {GOAL_UPLOAD_S:.0f} s), page complete with Grad-CAM {u['median_complete_s']:.2f} s")
+    for s in result["screenshots"]:
+        print(f"screenshot: {s}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

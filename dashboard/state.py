@@ -1,0 +1,140 @@
+"""Shared, cached loaders for the dashboard pages: models once per process, data and metrics cached.
+
+The functions here are thin: the work is in pipeline/ (tested without streamlit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pipeline import diagnosis, explore, paths, results
+from pipeline.config import MODEL_FILES
+from pipeline.errors import BusiError, ModelLoadError
+
+
+# --- models ---------------------------------------------------------------------------------
+def models_key(models_dir: Path | None = None) -> str:
+    """Models folder plus the model files' sizes and times: new files give a new cache entry."""
+    folder = Path(models_dir or paths.models_dir())
+    parts = [str(folder.resolve())]
+    for name in MODEL_FILES.values():
+        f = folder / name
+        parts.append(f"{name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" if f.is_file() else f"{name}:missing")
+    return "|".join(parts)
+
+
+@st.cache_resource(show_spinner="Loading the models (once per server)…", max_entries=4)
+def _load_predictor(key: str):
+    from pipeline.predict import Predictor
+
+    folder = key.split("|", 1)[0]
+    try:
+        return Predictor(folder), None
+    except ModelLoadError as exc:
+        return None, str(exc)
+
+
+def get_predictor():
+    """``(Predictor, None)`` or ``(None, message)`` when a model is missing or corrupt."""
+    return _load_predictor(models_key())
+
+
+# --- dataset --------------------------------------------------------------------------------
+def dataset_root() -> Path | None:
+    """The BUSI folder when it is present (BUSI_DIR or data/Dataset_BUSI_with_GT), else None."""
+    return paths.dataset_dir() if paths.dataset_available() else None
+
+
+@st.cache_data(show_spinner="Indexing the dataset (first time only, about 10 s)…", max_entries=4)
+def _index(root: str, split_csv: str) -> pd.DataFrame:
+    return explore.explorer_index(root, split_csv)
+
+
+def get_index() -> tuple[pd.DataFrame | None, str | None]:
+    """``(index, None)``, or ``(None, message)`` when the dataset is absent or broken."""
+    root = dataset_root()
+    if root is None:
+        return None, None
+    try:
+        return _index(str(root), str(paths.SPLIT_CSV)), None
+    except BusiError as exc:
+        return None, str(exc)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def get_thumbnail(path: str, mask_paths: str, width: int = 240) -> np.ndarray:
+    return explore.thumbnail(path, mask_paths, width)
+
+
+def no_dataset_panel(message: str | None = None) -> None:
+    """The friendly panel shown instead of dataset content when the dataset is absent."""
+    where = paths.dataset_dir()
+    st.info(
+        "**The BUSI dataset is not available here.**\n\n"
+        f"Looked in `{where}`.\n\n"
+        "- Download it with `make data` (saves it to `data/Dataset_BUSI_with_GT/`), or\n"
+        "- point the `BUSI_DIR` environment variable at an existing copy, e.g. "
+        "`BUSI_DIR=/path/to/Dataset_BUSI_with_GT make run`.\n\n"
+        "Uploading your own image on the Diagnose page works without the dataset.",
+        icon=":material/folder_off:",
+    )
+    if message:
+        st.warning(message)
+
+
+# --- metrics --------------------------------------------------------------------------------
+def metrics_path() -> Path:
+    return paths.models_dir() / "metrics.json"
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _metrics(path: str, mtime_ns: int) -> dict:
+    return results.load_metrics(path)
+
+
+def get_metrics() -> tuple[dict | None, str | None]:
+    """``(metrics, None)`` or ``(None, message)``."""
+    path = metrics_path()
+    try:
+        return _metrics(str(path), path.stat().st_mtime_ns if path.is_file() else 0), None
+    except results.MetricsError as exc:
+        return None, str(exc)
+
+
+# --- diagnosis (cached per image content and models) ---------------------------------------
+def digest(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+@st.cache_data(show_spinner=False, max_entries=32, hash_funcs={bytes: lambda b: digest(b)})
+def _analyse_upload(data: bytes, name: str, key: str, _predictor) -> diagnosis.Diagnosis:
+    return diagnosis.analyse_upload(_predictor, data, name)
+
+
+def analyse_upload(predictor, data: bytes, name: str) -> diagnosis.Diagnosis:
+    """Diagnosis of uploaded bytes, in memory; raises ImageLoadError for a bad file."""
+    return _analyse_upload(data, name, models_key(predictor.models_dir), predictor)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _analyse_dataset(root: str, image: str, label: str, key: str, _predictor) -> diagnosis.Diagnosis:
+    return diagnosis.analyse_dataset_image(_predictor, root, image, label)
+
+
+def analyse_dataset(predictor, image: str, label: str) -> diagnosis.Diagnosis:
+    return _analyse_dataset(str(dataset_root()), image, label, models_key(predictor.models_dir), predictor)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _heatmap(result_key: str, key: str, _predictor, _diag):
+    return diagnosis.refined_heatmap(_predictor, _diag)
+
+
+def heatmap(predictor, diag: diagnosis.Diagnosis, result_key: str):
+    """Grad-CAM of the refined model for ``diag`` (cached by ``result_key``)."""
+    return _heatmap(result_key, models_key(predictor.models_dir), predictor, diag)
