@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import cv2  # noqa: E402
 
-from browser_helpers import (PAGE_TITLES, find_chromium, fit_viewport, launch, open_page,  # noqa: E402
+from browser_helpers import (PAGE_TITLES, find_chromium, fit_viewport, launch, open_page, search_clinics,  # noqa: E402
                              streamlit_server, synthetic_ultrasound, wait_healthy, wait_idle, wait_title)
 
 GOAL_COLD_S = 8.0
@@ -103,6 +103,7 @@ def screenshots(browser, url: str, out_dir: Path, tmp: Path) -> list[Path]:
     if (ROOT / "dashboard" / "pages" / "clinics.py").is_file():
         open_page(page, url, "clinics")
         page.set_viewport_size({"width": 1400, "height": 1000})
+        search_clinics(page)
         wait_idle(page, settle_ms=2500)
         fit_viewport(page)
         saved.append(out_dir / "clinics.png")

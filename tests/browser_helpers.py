@@ -28,7 +28,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 LABEL_RE = re.compile(r"Prediction: (benign|malignant|normal)")
 PAGE_TITLES = {"diagnose": "Diagnose an ultrasound image", "dataset": "The BUSI dataset",
-               "models": "How good are the models?", "clinics": None}
+               "models": "How good are the models?", "clinics": "Clinics and cancer centres nearby"}
+
+
+def search_clinics(page, timeout_ms: int = 90_000) -> None:
+    """On the Clinics page: press Search for the default place and wait for the table."""
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("Nearest first").first.wait_for(timeout=timeout_ms)
 
 
 def find_chromium() -> str | None:

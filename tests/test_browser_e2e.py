@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import (PAGE_TITLES, ROOT, find_chromium, fit_viewport, launch, open_page, streamlit_server,
+from browser_helpers import (PAGE_TITLES, ROOT, find_chromium, fit_viewport, launch, open_page, search_clinics,
+                             streamlit_server,
                              upload_and_wait_label, wait_healthy, wait_idle, wait_title, write_upload_image)
 from pipeline.paths import MODELS_DIR
 
@@ -55,6 +56,8 @@ def test_every_page_in_a_real_browser(chromium, tmp_path):
                     open_page(page, url, name)
                     if PAGE_TITLES.get(name):
                         wait_title(page, PAGE_TITLES[name])
+                    if name == "clinics":
+                        search_clinics(page)
                     wait_idle(page)
                     assert not page.locator('[data-testid="stException"]').count(), f"exception on {name}"
                     assert page.get_by_text("not a medical device").count(), f"no disclaimer on {name}"
