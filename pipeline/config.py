@@ -28,6 +28,8 @@ class ModelConfig:
     initialisation: str = "random"
     threshold: float = 0.5  # segmentation probability threshold
     temperature: float = 1.0  # classifier softmax temperature (chosen on val)
+    flip_tta: bool = False  # average with the horizontally flipped input (chosen on val)
+    fusion_weight: float = 1.0  # refined only: weight of the crop model, the rest is the whole-frame model
     seed: int = 1234
     epochs: int = 30
     batch_size: int = 16

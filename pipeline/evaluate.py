@@ -3,6 +3,8 @@
 Order of work, so the test split is only recorded, never used to choose:
 1. validation split: choose the UNet's mask threshold (best mean Dice on lesion images) and each
    classifier's softmax temperature (lowest negative log-likelihood); both are saved in the configs;
+   then whether to average each classifier with its horizontally flipped input, the weight of the
+   crop classifier in the refined answer (the rest is the whole-frame classifier), all by val log-loss;
 2. test split: one pass with those choices, end to end (the refined classifier sees the crop of the
    UNet's predicted mask, never the ground truth).
 """
@@ -24,6 +26,7 @@ from pipeline.predict import Predictor
 from pipeline.train import load_items
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+FUSION_WEIGHTS = (1.0, 0.75, 0.5, 0.25)
 BATCH = 16
 
 
@@ -40,26 +43,22 @@ def _batched(seq, n=BATCH):
 def infer(predictor: Predictor, items, threshold: float | None = None, temper: bool = True) -> dict:
     """Masks and raw/refined probabilities for ``items`` (probabilities un-tempered if ``temper`` is False)."""
     cfg = predictor.configs["seg"]
-    probs_maps, masks = [], []
-    for chunk in _batched(items):
-        x = np.stack([preprocess.seg_input(it.gray, cfg.image_size) for it in chunk])
-        for p, it in zip(predictor._run("seg", x), chunk):
-            full = preprocess.cv2.resize(p.squeeze(), it.gray.shape[::-1], interpolation=preprocess.cv2.INTER_LINEAR)
-            probs_maps.append(full)
+    probs_maps = [p for chunk in _batched(items) for p in predictor.segment_probabilities([it.gray for it in chunk])]
     thr = cfg.threshold if threshold is None else threshold
     masks = [(p >= thr).astype(np.uint8) for p in probs_maps]
     out = {"prob_maps": probs_maps, "masks": masks}
-    for name in ("raw", "refined"):
-        rows = []
-        for chunk_items, chunk_masks in zip(_batched(items), _batched(masks)):
-            if name == "raw":
-                x = np.stack([preprocess.cls_input(it.gray) for it in chunk_items])
-            else:
-                x = np.stack([preprocess.refined_input(it.gray, m) for it, m in zip(chunk_items, chunk_masks)])
-            p = predictor._run(name, x)
-            rows.append(metrics.apply_temperature(p, predictor.configs[name].temperature) if temper else p)
-        out[name] = np.concatenate(rows)
+    base, crop = [], []
+    for chunk_items, chunk_masks in zip(_batched(items), _batched(masks)):
+        base.append(predictor.model_probabilities("raw", np.stack([preprocess.cls_input(it.gray) for it in chunk_items])))
+        crop.append(predictor.model_probabilities(
+            "refined", np.stack([preprocess.refined_input(it.gray, m) for it, m in zip(chunk_items, chunk_masks)])))
+    out["crop"] = np.concatenate(crop)
+    out["raw"], out["refined"] = predictor.combine(np.concatenate(base), out["crop"], temper=temper)
     return out
+
+
+def _nll(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1)).mean())
 
 
 def segmentation_report(items, masks) -> dict:
@@ -91,18 +90,40 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
     print(f"evaluating on {len(val)} validation and {len(test)} test images", flush=True)
     labels = lambda items: np.array([it.label for it in items])  # noqa: E731
     if choose:
-        raw_val = infer(predictor, val, temper=False)
+        seg_cfg = predictor.configs["seg"]
         lesion_idx = [i for i, it in enumerate(val) if it.mask.any()]
-        mean_dice = {t: float(np.mean([metrics.dice(raw_val["prob_maps"][i] >= t, val[i].mask) for i in lesion_idx]))
-                     for t in THRESHOLDS}
-        predictor.configs["seg"].threshold = max(THRESHOLDS, key=lambda t: (mean_dice[t], -abs(t - 0.5)))
-        predictor.configs["seg"].notes["val_dice_by_threshold"] = mean_dice
-        raw_val = infer(predictor, val, temper=False)  # refined inputs follow the chosen threshold
+        dice_by = {}
+        for flip in (False, True):
+            seg_cfg.flip_tta = flip
+            maps = [p for chunk in _batched(val) for p in predictor.segment_probabilities([it.gray for it in chunk])]
+            for t in THRESHOLDS:
+                dice_by[(flip, t)] = float(np.mean([metrics.dice(maps[i] >= t, val[i].mask) for i in lesion_idx]))
+        seg_cfg.flip_tta, seg_cfg.threshold = max(dice_by, key=lambda k: (dice_by[k], -abs(k[1] - 0.5), not k[0]))
+        mean_dice = {f"{t}{' flip' if f else ''}": v for (f, t), v in dice_by.items()}
+        seg_cfg.notes["val_dice_by_threshold"] = mean_dice
+        y_val = labels(val)
+        nll_by_flip = {}
+        for flip in (False, True):  # flip test-time augmentation: keep it only if val log-loss drops
+            for name in ("raw", "refined"):
+                predictor.configs[name].flip_tta = flip
+                predictor.configs[name].fusion_weight = 1.0
+            res = infer(predictor, val, temper=False)  # refined inputs follow the chosen threshold
+            nll_by_flip[flip] = _nll(res["raw"], y_val) + _nll(res["crop"], y_val)
+        flip = nll_by_flip[True] < nll_by_flip[False]
         for name in ("raw", "refined"):
-            predictor.configs[name].temperature = metrics.fit_temperature(raw_val[name], labels(val))
+            predictor.configs[name].flip_tta = flip
+        res = infer(predictor, val, temper=False)
+        nll_by_weight = {w: _nll(w * res["crop"] + (1 - w) * res["raw"], y_val) for w in FUSION_WEIGHTS}
+        weight = min(FUSION_WEIGHTS, key=lambda w: (nll_by_weight[w], -w))
+        predictor.configs["refined"].fusion_weight = weight
+        predictor.configs["refined"].notes["val_nll_by_fusion_weight"] = nll_by_weight
+        predictor.configs["raw"].notes["val_nll_by_flip_tta"] = {str(k): v for k, v in nll_by_flip.items()}
+        predictor.configs["raw"].temperature = metrics.fit_temperature(res["raw"], y_val)
+        predictor.configs["refined"].temperature = metrics.fit_temperature(weight * res["crop"] + (1 - weight) * res["raw"], y_val)
         for name, cfg in predictor.configs.items():
             cfg.save(config_path(name, models_dir))
-        print(f"chosen on val: mask threshold {predictor.configs['seg'].threshold}, temperatures "
+        print(f"chosen on val: mask threshold {seg_cfg.threshold} (flip {seg_cfg.flip_tta}), classifier flip TTA {flip}, "
+              f"fusion weight {weight}, temperatures "
               f"raw {predictor.configs['raw'].temperature:.3f}, refined {predictor.configs['refined'].temperature:.3f}",
               flush=True)
     result = {
@@ -116,7 +137,10 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
                    for n, c in predictor.configs.items()},
         "choices": {"made_on": "val", "mask_threshold": predictor.configs["seg"].threshold,
                     "val_dice_by_threshold": predictor.configs["seg"].notes.get("val_dice_by_threshold"),
-                    "temperature": {n: predictor.configs[n].temperature for n in ("raw", "refined")}},
+                    "temperature": {n: predictor.configs[n].temperature for n in ("raw", "refined")},
+                    "flip_tta": {n: c.flip_tta for n, c in predictor.configs.items()},
+                    "fusion_weight": predictor.configs["refined"].fusion_weight,
+                    "val_nll_by_fusion_weight": predictor.configs["refined"].notes.get("val_nll_by_fusion_weight")},
         "segmentation": {}, "classifiers": {"baseline": {}, "refined": {}}, "per_image": {},
     }
     for subset, items in (("val", val), ("test", test)):

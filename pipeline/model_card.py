@@ -19,6 +19,19 @@ def _f(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def _flips(flags: dict | None) -> str:
+    if not flags:
+        return "off"
+    on = [n for n, v in flags.items() if v]
+    return "on for " + ", ".join(on) if on else "off"
+
+
+def _weights(nll: dict | None) -> str:
+    if not nll:
+        return "n/a"
+    return ", ".join(f"{w}: log-loss {v:.3f}" for w, v in nll.items())
+
+
 def _class_table(report: dict) -> list[str]:
     rows = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for name, s in report["per_class"].items():
@@ -67,8 +80,11 @@ def render(metrics: dict, configs: dict[str, ModelConfig], extra: str = "") -> s
         "box on normal images) to learn to live with segmentation errors. Early stopping on the "
         "validation split (Dice for the UNet, macro-F1 for the classifiers); the best validation epoch is shipped.",
         "",
-        "Choices made on the validation split only: mask threshold "
-        f"{metrics['choices']['mask_threshold']}, softmax temperatures baseline "
+        "Choices made on the validation split only (by mean Dice for the mask, by log-loss for the rest): "
+        f"mask threshold {metrics['choices']['mask_threshold']}; horizontal-flip test-time averaging "
+        f"{_flips(metrics['choices'].get('flip_tta'))}; weight of the crop classifier in the refined answer "
+        f"{metrics['choices'].get('fusion_weight', 1.0)} (the rest is the whole-frame classifier; candidates "
+        f"{_weights(metrics['choices'].get('val_nll_by_fusion_weight'))}); softmax temperatures baseline "
         f"{metrics['choices']['temperature']['raw']:.3f} and refined {metrics['choices']['temperature']['refined']:.3f}.",
         "",
         "## Results on the test split (touched once, after all choices)",

@@ -1,8 +1,10 @@
 """The predict contract: one ``Predictor`` that loads the three models once and answers for an image.
 
 Pipeline per image: grayscale -> UNet mask (at the image's own size) -> baseline classifier on the
-whole frame and refined classifier on the lesion-centred crop of the predicted mask -> overlay.
-Probabilities are temperature-scaled with the temperatures chosen on the validation split.
+whole frame and crop classifier on the lesion-centred crop of the predicted mask -> overlay.
+The refined answer fuses the crop classifier with the whole-frame one (weight chosen on the validation
+split; weight 1 is the crop model alone). Optional flip test-time augmentation and the softmax
+temperatures are also chosen on the validation split and stored in the model configs.
 """
 
 from __future__ import annotations
@@ -90,16 +92,39 @@ class Predictor:
         with self._lock:  # one graph call at a time: identical results whatever the callers
             return self._fns[name](batch).numpy()
 
-    def segment_batch(self, grays: list[np.ndarray]) -> list[np.ndarray]:
-        """Predicted 0/1 masks at each image's own size."""
+    def segment_probabilities(self, grays: list[np.ndarray]) -> list[np.ndarray]:
+        """Lesion probability maps resized to each image's own size (flip-averaged if configured)."""
         cfg = self.configs["seg"]
         x = np.stack([preprocess.seg_input(g, cfg.image_size) for g in grays])
         probs = self._run("seg", x)
-        return [preprocess.mask_from_probability(p, g.shape, cfg.threshold) for p, g in zip(probs, grays)]
+        if cfg.flip_tta:
+            probs = (probs + self._run("seg", np.ascontiguousarray(x[:, :, ::-1]))[:, :, ::-1]) / 2
+        return [preprocess.resize_probability(p, g.shape) for p, g in zip(probs, grays)]
 
-    def classify_batch(self, name: str, inputs: np.ndarray) -> np.ndarray:
-        """Temperature-scaled probabilities of classifier ``name`` ("raw" or "refined")."""
-        return apply_temperature(self._run(name, inputs), self.configs[name].temperature)
+    def segment_batch(self, grays: list[np.ndarray]) -> list[np.ndarray]:
+        """Predicted 0/1 masks at each image's own size."""
+        thr = self.configs["seg"].threshold
+        return [(p >= thr).astype(np.uint8) for p in self.segment_probabilities(grays)]
+
+    def model_probabilities(self, name: str, inputs: np.ndarray) -> np.ndarray:
+        """Untempered probabilities of classifier ``name`` ("raw" or "refined"), flip-averaged if configured."""
+        probs = self._run(name, inputs)
+        if self.configs[name].flip_tta:
+            probs = (probs + self._run(name, np.ascontiguousarray(inputs[:, :, ::-1]))) / 2
+        return probs
+
+    def combine(self, base: np.ndarray, crop: np.ndarray, temper: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(baseline, refined) probabilities from the two classifiers' untempered outputs."""
+        w = self.configs["refined"].fusion_weight
+        refined = w * crop + (1 - w) * base
+        if not temper:
+            return base, refined
+        return (apply_temperature(base, self.configs["raw"].temperature),
+                apply_temperature(refined, self.configs["refined"].temperature))
+
+    def classify_batch(self, whole: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(baseline, refined) probabilities for batches of whole-frame and lesion-crop inputs."""
+        return self.combine(self.model_probabilities("raw", whole), self.model_probabilities("refined", crops))
 
     def predict(self, image: np.ndarray) -> Prediction:
         """Segment and classify one image (grayscale, RGB or RGBA uint8 array)."""
@@ -109,9 +134,10 @@ class Predictor:
             raise TypeError(f"expected a uint8 image, got {gray.dtype}")
         mask = self.segment_batch([gray])[0]
         t1 = time.perf_counter()
-        base = self.classify_batch("raw", preprocess.cls_input(gray)[None])[0]
+        base_p = self.model_probabilities("raw", preprocess.cls_input(gray)[None])
         t2 = time.perf_counter()
-        refined = self.classify_batch("refined", preprocess.refined_input(gray, mask)[None])[0]
+        crop_p = self.model_probabilities("refined", preprocess.refined_input(gray, mask)[None])
+        base, refined = (p[0] for p in self.combine(base_p, crop_p))
         t3 = time.perf_counter()
         over = overlay(gray, mask)
         t4 = time.perf_counter()

@@ -43,11 +43,15 @@ def seg_target(mask: np.ndarray, size: int = SEG_SIZE) -> np.ndarray:
     return (small > 0.5).astype(np.float32)[:, :, None]
 
 
+def resize_probability(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a UNet probability map back to ``shape`` (height, width), bilinear."""
+    prob = np.asarray(prob, np.float32).squeeze()
+    return cv2.resize(prob, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
 def mask_from_probability(prob: np.ndarray, shape: tuple[int, int], threshold: float = MASK_THRESHOLD) -> np.ndarray:
     """Resize a UNet probability map back to ``shape`` (height, width) and threshold it to 0/1 uint8."""
-    prob = np.asarray(prob, np.float32).squeeze()
-    full = cv2.resize(prob, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-    return (full >= threshold).astype(np.uint8)
+    return (resize_probability(prob, shape) >= threshold).astype(np.uint8)
 
 
 def lesion_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
