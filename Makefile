@@ -31,8 +31,10 @@ test: setup browser
 data: setup
 	$(PY) -m pipeline data download
 
-bench: setup
+bench: setup browser
 	$(PY) bench/predict_speed.py
+	$(PY) bench/concurrent_load.py
+	$(PY) bench/app_speed.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -11,26 +11,16 @@ import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipeline import paths  # noqa: E402
-from pipeline.imageio import load_image  # noqa: E402
-from pipeline.predict import Predictor  # noqa: E402
-from pipeline.split import read_split  # noqa: E402
+from common import test_images
+from pipeline.predict import Predictor
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-caller", type=int, default=8, help="predictions per caller")
     args = parser.parse_args()
-    root = paths.dataset_dir()
-    if not paths.dataset_available(root):
-        print(f"dataset not found at {root}: set BUSI_DIR", file=sys.stderr)
-        return 2
-    split = read_split(paths.SPLIT_CSV)
-    grays = [load_image(root / n).pixels for n in list(split[split["subset"] == "test"]["image"])[:16]]
+    grays = test_images(16)
     predictor = Predictor()
     for g in grays[:3]:
         predictor.predict(g)

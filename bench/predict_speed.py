@@ -10,14 +10,10 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipeline import paths  # noqa: E402
-from pipeline.imageio import load_image  # noqa: E402
-from pipeline.predict import Predictor  # noqa: E402
-from pipeline.split import read_split  # noqa: E402
+from common import test_image_paths
+from pipeline.imageio import load_image
+from pipeline.predict import Predictor
 
 
 def main() -> int:
@@ -25,13 +21,8 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()
-    root = paths.dataset_dir()
-    if not paths.dataset_available(root):
-        print(f"dataset not found at {root}: set BUSI_DIR", file=sys.stderr)
-        return 2
-    split = read_split(paths.SPLIT_CSV)
-    names = list(split[split["subset"] == "test"]["image"])[: args.images]
-    grays = [load_image(root / n).pixels for n in names]
+    files = test_image_paths(args.images)
+    grays = [load_image(p).pixels for p in files]
     t = time.perf_counter()
     predictor = Predictor()
     load_s = time.perf_counter() - t
@@ -44,9 +35,9 @@ def main() -> int:
             times[key].append(timings[key])
     # end to end including decoding the file, as the CLI does
     e2e = []
-    for n in names:
+    for f in files:
         t = time.perf_counter()
-        predictor.predict(load_image(root / n).pixels)
+        predictor.predict(load_image(f).pixels)
         e2e.append((time.perf_counter() - t) * 1e3)
     print(f"models loaded in {load_s:.1f} s; {len(grays)} test images, one at a time")
     for key, values in times.items():
