@@ -92,13 +92,20 @@ class Predictor:
         with self._lock:  # one graph call at a time: identical results whatever the callers
             return self._fns[name](batch).numpy()
 
+    def _run_with_flip(self, name: str, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Outputs for the batch and for its horizontal mirror, in one call."""
+        out = self._run(name, np.concatenate([batch, batch[:, :, ::-1]]))
+        return out[: len(batch)], out[len(batch):]
+
     def segment_probabilities(self, grays: list[np.ndarray]) -> list[np.ndarray]:
         """Lesion probability maps resized to each image's own size (flip-averaged if configured)."""
         cfg = self.configs["seg"]
         x = np.stack([preprocess.seg_input(g, cfg.image_size) for g in grays])
-        probs = self._run("seg", x)
         if cfg.flip_tta:
-            probs = (probs + self._run("seg", np.ascontiguousarray(x[:, :, ::-1]))[:, :, ::-1]) / 2
+            probs = self._run_with_flip("seg", x)
+            probs = (probs[0] + probs[1][:, :, ::-1]) / 2
+        else:
+            probs = self._run("seg", x)
         return [preprocess.resize_probability(p, g.shape) for p, g in zip(probs, grays)]
 
     def segment_batch(self, grays: list[np.ndarray]) -> list[np.ndarray]:
@@ -108,10 +115,10 @@ class Predictor:
 
     def model_probabilities(self, name: str, inputs: np.ndarray) -> np.ndarray:
         """Untempered probabilities of classifier ``name`` ("raw" or "refined"), flip-averaged if configured."""
-        probs = self._run(name, inputs)
         if self.configs[name].flip_tta:
-            probs = (probs + self._run(name, np.ascontiguousarray(inputs[:, :, ::-1]))) / 2
-        return probs
+            plain, flipped = self._run_with_flip(name, inputs)
+            return (plain + flipped) / 2
+        return self._run(name, inputs)
 
     def combine(self, base: np.ndarray, crop: np.ndarray, temper: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(baseline, refined) probabilities from the two classifiers' untempered outputs."""
