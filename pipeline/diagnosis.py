@@ -103,14 +103,15 @@ def refined_heatmap(predictor: Predictor, diagnosis: Diagnosis) -> FrameHeatmap:
 def heatmap_caption(heat: FrameHeatmap) -> str:
     """Plain sentence saying which region the refined classifier looked at."""
     if heat.whole_frame:
-        return ("No lesion was outlined, so the refined classifier looked at the whole image; "
+        return ("No lesion was outlined, so the lesion-crop classifier looked at the whole image; "
                 "warm colours mark the areas that drove its answer.")
     x0, y0, x1, y1 = heat.box
     h, w = heat.heatmap.shape
     if (x0, y0, x1, y1) == (0, 0, w, h):
-        return ("The outlined lesion spans the whole frame, so the refined classifier looked at the whole image; "
-                "warm colours mark the areas that drove its answer.")
-    return (f"The refined classifier looked only at the lesion-centred square (white box, x {x0}–{x1}, "
+        return ("The square around the outlined lesion (with its margin of context) covers the whole frame, so "
+                "the lesion-crop classifier looked at the whole image; warm colours mark the areas that drove "
+                "its answer.")
+    return (f"The lesion-crop classifier looked only at the lesion-centred square (white box, x {x0}–{x1}, "
             f"y {y0}–{y1} px); warm colours mark the areas that drove its answer.")
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 from pipeline.errors import BusiError
 
 MODELS = ("baseline", "refined")
-MODEL_TITLES = {"baseline": "Baseline (whole image)", "refined": "Refined (lesion crop)"}
+MODEL_TITLES = {"baseline": "Baseline (whole image)", "refined": "Refined (lesion crop + whole image)"}
 CASE_FILTERS = ("models disagree", "either model wrong", "both models wrong", "refined wrong", "baseline wrong")
 
 

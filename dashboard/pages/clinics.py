@@ -73,7 +73,7 @@ if mode == "Place name":
                 found.candidates, format_func=lambda p: p.suggestion, key="clinics_choice",
             )
         point = (place.lat, place.lon, place.label)
-        st.caption(f"📍 {place.label} — {place.lat:.4f}, {place.lon:.4f}")
+        st.caption(f"Location: {place.label} — {place.lat:.4f}, {place.lon:.4f}")
 else:
     c1, c2 = st.columns(2)
     lat = c1.number_input("Latitude", -90.0, 90.0, 30.0444, step=0.01, format="%.4f", key="clinics_lat")

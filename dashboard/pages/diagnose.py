@@ -104,7 +104,7 @@ with left:
     for w in diag.image.warnings:
         st.warning(w, icon=":material/warning:")
     fig = go.Figure()
-    for model, probs, colour in (("Refined (lesion crop)", pred.probabilities, "#c2185b"),
+    for model, probs, colour in (("Refined (lesion crop + whole image)", pred.probabilities, "#c2185b"),
                                  ("Baseline (whole image)", pred.baseline_probabilities, "#9e9e9e")):
         fig.add_bar(name=model, x=list(probs), y=list(probs.values()), marker_color=colour,
                     text=[f"{v:.0%}" for v in probs.values()], textposition="outside")
@@ -153,7 +153,7 @@ heat = None
 try:
     heat = state.heatmap(predictor, diag, result_key)
     cam_slot.image(diagnosis.heatmap_image(diag, heat, heat_alpha),
-                   caption="Grad-CAM of the refined classifier — " + diagnosis.heatmap_caption(heat),
+                   caption="Grad-CAM of the lesion-crop classifier (half of the refined answer) — " + diagnosis.heatmap_caption(heat),
                    width="stretch")
 except Exception as exc:  # noqa: BLE001 - an explanation failure must not hide the diagnosis
     cam_slot.warning(f"The Grad-CAM heatmap could not be computed ({type(exc).__name__}: {exc}).")

@@ -36,9 +36,11 @@ subset = st.radio("Scores on", ["test", "val"], horizontal=True, key="subset",
 
 # --- headline -----------------------------------------------------------------------------------
 st.subheader("Baseline vs refined")
-st.markdown("The **baseline** classifier looks at the whole image; the **refined** classifier looks at a "
-            "square around the lesion outlined by the segmentation model. The arrows show the change from "
-            "baseline to refined.")
+fusion = m.get("choices", {}).get("fusion_weight", 1.0)
+st.markdown("The **baseline** classifier looks at the whole image; the **refined** answer adds a classifier that "
+            "looks at a square around the lesion outlined by the segmentation model"
+            + (f" (the two are averaged, {fusion:.0%} lesion crop)" if fusion < 1 else "")
+            + ". The arrows show the change from baseline to refined.")
 head = results.headline(m, subset)
 cols = st.columns(len(head) + 1)
 for col, row in zip(cols, head.itertuples()):
