@@ -153,7 +153,9 @@ def provenance(m: dict) -> list[str]:
         lines.append(
             f"Choices made on the {choices.get('made_on', 'val')} split only: mask threshold "
             f"{choices.get('mask_threshold')}, softmax temperatures baseline {temps.get('raw', float('nan')):.2f} "
-            f"and refined {temps.get('refined', float('nan')):.2f}. The test split was used once, to report."
+            f"and refined {temps.get('refined', float('nan')):.2f}, mirrored-input averaging "
+            f"{'on' if any((choices.get('flip_tta') or {}).values()) else 'off'}, lesion-crop weight in the refined "
+            f"answer {choices.get('fusion_weight', 1.0):g}. The test split was used once, to report."
         )
     models = m.get("models", {})
     if models:
