@@ -42,16 +42,16 @@ def _batched(seq, n=BATCH):
 
 def infer(predictor: Predictor, items, threshold: float | None = None, temper: bool = True) -> dict:
     """Masks and raw/refined probabilities for ``items`` (probabilities un-tempered if ``temper`` is False)."""
-    cfg = predictor.configs["seg"]
     probs_maps = [p for chunk in _batched(items) for p in predictor.segment_probabilities([it.gray for it in chunk])]
-    thr = cfg.threshold if threshold is None else threshold
+    thr = predictor.configs["seg"].threshold if threshold is None else threshold
     masks = [(p >= thr).astype(np.uint8) for p in probs_maps]
     out = {"prob_maps": probs_maps, "masks": masks}
     base, crop = [], []
+    raw_size, crop_size = predictor.configs["raw"].image_size, predictor.configs["refined"].image_size
     for chunk_items, chunk_masks in zip(_batched(items), _batched(masks)):
-        base.append(predictor.model_probabilities("raw", np.stack([preprocess.cls_input(it.gray) for it in chunk_items])))
+        base.append(predictor.model_probabilities("raw", np.stack([preprocess.cls_input(it.gray, raw_size) for it in chunk_items])))
         crop.append(predictor.model_probabilities(
-            "refined", np.stack([preprocess.refined_input(it.gray, m) for it, m in zip(chunk_items, chunk_masks)])))
+            "refined", np.stack([preprocess.refined_input(it.gray, m, crop_size) for it, m in zip(chunk_items, chunk_masks)])))
     out["crop"] = np.concatenate(crop)
     out["raw"], out["refined"] = predictor.combine(np.concatenate(base), out["crop"], temper=temper)
     return out

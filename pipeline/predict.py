@@ -141,9 +141,10 @@ class Predictor:
             raise TypeError(f"expected a uint8 image, got {gray.dtype}")
         mask = self.segment_batch([gray])[0]
         t1 = time.perf_counter()
-        base_p = self.model_probabilities("raw", preprocess.cls_input(gray)[None])
+        base_p = self.model_probabilities("raw", preprocess.cls_input(gray, self.configs["raw"].image_size)[None])
         t2 = time.perf_counter()
-        crop_p = self.model_probabilities("refined", preprocess.refined_input(gray, mask)[None])
+        crop_p = self.model_probabilities(
+            "refined", preprocess.refined_input(gray, mask, self.configs["refined"].image_size)[None])
         base, refined = (p[0] for p in self.combine(base_p, crop_p))
         t3 = time.perf_counter()
         over = overlay(gray, mask)

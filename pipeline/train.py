@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from pipeline import augment, preprocess
@@ -29,6 +30,8 @@ class Item:
     gray: np.ndarray
     mask: np.ndarray
     label: int
+    gray_small: np.ndarray | None = None  # segmentation: image and mask pre-resized to the network size
+    mask_small: np.ndarray | None = None
 
 
 def load_items(root: str | Path, subset: str, split_csv: str | Path = SPLIT_CSV, limit: int | None = None) -> list[Item]:
@@ -83,8 +86,8 @@ def _batches_class():
 def seg_example(item: Item, rng: np.random.Generator | None):
     """(input, target) for the UNet; augmented when ``rng`` is given."""
     size = preprocess.SEG_SIZE
-    gray = item.gray_small if hasattr(item, "gray_small") else item.gray
-    mask = item.mask_small if hasattr(item, "mask_small") else item.mask
+    gray = item.gray if item.gray_small is None else item.gray_small
+    mask = item.mask if item.mask_small is None else item.mask_small
     if rng is not None:
         gray, mask = augment.geometric(gray, mask, rng)
         gray = augment.photometric(gray, rng)
@@ -152,7 +155,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     if name == "seg":
         size = preprocess.SEG_SIZE
         for it in train_items + val_items:  # augment at network resolution: 5x cheaper
-            it.gray_small = preprocess.cv2.resize(it.gray, (size, size), interpolation=preprocess.cv2.INTER_AREA)
+            it.gray_small = cv2.resize(it.gray, (size, size), interpolation=cv2.INTER_AREA)
             it.mask_small = (preprocess.seg_target(it.mask, size)[:, :, 0]).astype(np.uint8)
         make = seg_example
         lr = learning_rate or 1e-3
