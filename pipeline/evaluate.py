@@ -26,7 +26,7 @@ from pipeline.predict import Predictor
 from pipeline.train import load_items
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
-FUSION_WEIGHTS = (1.0, 0.75, 0.5, 0.25)
+FUSION_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
 BATCH = 16
 
 

@@ -50,12 +50,16 @@ def roc_curve(y_true_binary: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray
     distinct = np.r_[np.where(np.diff(s))[0], len(s) - 1]
     tps = np.cumsum(y)[distinct]
     fps = (distinct + 1) - tps
-    pos, neg = max(y.sum(), 1), max((~y).sum(), 1)
+    pos, neg = y.sum(), (~y).sum()
+    if pos == 0 or neg == 0:  # undefined: one class only
+        return np.array([np.nan]), np.array([np.nan])
     return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos]
 
 
 def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """Area under a curve by the trapezoid rule."""
+    """Area under a curve by the trapezoid rule (NaN for an undefined curve)."""
+    if len(fpr) < 2:
+        return float("nan")
     return float(np.trapezoid(tpr, fpr))
 
 
@@ -105,13 +109,15 @@ def classification_report(probs: np.ndarray, y_true: np.ndarray, classes: tuple[
     for i, name in enumerate(classes):
         fpr, tpr = roc_curve(y_true == i, probs[:, i])
         aucs[name] = auc(fpr, tpr)
-        roc[name] = {"fpr": [round(float(v), 4) for v in fpr], "tpr": [round(float(v), 4) for v in tpr]}
+        if not np.isnan(aucs[name]):
+            roc[name] = {"fpr": [round(float(v), 4) for v in fpr], "tpr": [round(float(v), 4) for v in tpr]}
+    present = (scores["support"] > 0) | (cm.sum(axis=0) > 0)  # classes absent from truth and predictions don't count
     ece, bins = expected_calibration_error(probs, y_true)
     return {
         "n": int(len(y_true)),
         "accuracy": float((y_pred == y_true).mean()),
-        "macro_f1": float(scores["f1"].mean()),
-        "macro_auc": float(np.mean(list(aucs.values()))),
+        "macro_f1": float(scores["f1"][present].mean()),
+        "macro_auc": float(np.nanmean(list(aucs.values()))) if any(not np.isnan(v) for v in aucs.values()) else None,
         "per_class": {name: {k: (int(v[i]) if k == "support" else float(v[i])) for k, v in scores.items()}
                       for i, name in enumerate(classes)},
         "confusion_matrix": cm.tolist(),

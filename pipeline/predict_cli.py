@@ -29,7 +29,10 @@ def mask_file_name(path: Path, used: set[str]) -> str:
 def run(paths: list[str], out_dir: str | Path, predictor: Predictor | None = None, stream=sys.stdout) -> int:
     """Predict every input, writing masks and JSON lines; return 1 if any input failed, else 0."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BusiError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from exc
     predictor = predictor or Predictor()
     failed, used = False, set()
     for raw in paths:
@@ -57,5 +60,8 @@ def run(paths: list[str], out_dir: str | Path, predictor: Predictor | None = Non
         except OSError as exc:
             failed = True
             record = {"image": raw, "error": f"cannot read {raw}: {exc.strerror or exc}"}
+        except Exception as exc:  # noqa: BLE001 - one bad input must not stop the others
+            failed = True
+            record = {"image": raw, "error": f"prediction failed ({type(exc).__name__}: {exc})"}
         print(json.dumps(record), file=stream, flush=True)
     return 1 if failed else 0

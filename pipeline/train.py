@@ -118,6 +118,23 @@ def cls_example(item: Item, rng: np.random.Generator | None, refined: bool):
     return preprocess.cls_input(gray), y
 
 
+def _use_predicted_masks(items: list[Item], models_dir: Path) -> None:
+    """Give validation items the UNet's predicted masks, so the refined classifier's epochs are chosen on
+    the input it meets in use (ground-truth crops would give "normal" away by the whole frame alone)."""
+    from pipeline.predict import load_keras_model
+
+    seg_file = model_path("seg", models_dir)
+    if not seg_file.is_file():
+        print(f"warning: {seg_file} not found: validating the refined classifier on ground-truth crops", flush=True)
+        return
+    cfg = ModelConfig.load(config_path("seg", models_dir))
+    unet = load_keras_model(seg_file)
+    for it in items:
+        prob = unet(preprocess.seg_input(it.gray, cfg.image_size)[None], training=False)
+        it.mask = preprocess.mask_from_probability(np.asarray(prob)[0], it.gray.shape, cfg.threshold)
+    print(f"validation crops follow the masks predicted by {seg_file.name}", flush=True)
+
+
 def export_model(checkpoint: str | Path, out: str | Path) -> Path:
     """Copy a checkpoint to ``out`` without its optimizer state (a third of the size)."""
     import keras
@@ -170,6 +187,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         cfg = ModelConfig(name="seg", image_size=size, backbone=arch, threshold=preprocess.MASK_THRESHOLD)
     else:
         refined = name == "refined"
+        if refined:
+            _use_predicted_masks(val_items, models_dir)
         make = lambda it, rng: cls_example(it, rng, refined)  # noqa: E731
         lr = learning_rate or 3e-4
         build = lambda: networks.build_classifier(backbone, preprocess.CLS_SIZE, weights)  # noqa: E731
@@ -223,7 +242,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     callbacks = [
         keras.callbacks.LearningRateScheduler(schedule),
         ckpt,
-        keras.callbacks.CSVLogger(str(ckpt_dir / "history.csv"), append=True),
+        keras.callbacks.CSVLogger(str(ckpt_dir / "history.csv"), append=resume),
         keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, verbose=1),
     ]
     model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,

@@ -59,3 +59,10 @@ def test_classification_report_keys():
     assert rep["accuracy"] == 0.75 and rep["n"] == 4
     assert rep["confusion_matrix"] == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
     assert set(rep["per_class"]) == {"benign", "malignant", "normal"}
+
+
+def test_absent_class_does_not_count_as_zero():
+    probs = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.1, 0.9, 0.0], [0.2, 0.8, 0.0]])
+    rep = metrics.classification_report(probs, np.array([0, 0, 1, 1]), ("a", "b", "c"))
+    assert rep["macro_f1"] == pytest.approx(1.0)
+    assert np.isnan(rep["auc"]["c"]) and rep["macro_auc"] == pytest.approx(1.0)

@@ -34,7 +34,8 @@ if model_error:
     st.stop()
 
 index, _ = state.get_index()
-sources = [UPLOAD] + ([PICK] if index is not None else [])
+has_test = index is not None and bool((index["subset"] == "test").any())
+sources = [UPLOAD] + ([PICK] if has_test else [])
 source = st.radio("Image source", sources, horizontal=True, key="source")
 
 diag: diagnosis.Diagnosis | None = None
@@ -153,7 +154,8 @@ heat = None
 try:
     heat = state.heatmap(predictor, diag, result_key)
     cam_slot.image(diagnosis.heatmap_image(diag, heat, heat_alpha),
-                   caption="Grad-CAM of the lesion-crop classifier (half of the refined answer) — " + diagnosis.heatmap_caption(heat),
+                   caption=(f"Grad-CAM of the lesion-crop classifier ({predictor.configs['refined'].fusion_weight:.0%} "
+                            "of the refined answer) — " + diagnosis.heatmap_caption(heat)),
                    width="stretch")
 except Exception as exc:  # noqa: BLE001 - an explanation failure must not hide the diagnosis
     cam_slot.warning(f"The Grad-CAM heatmap could not be computed ({type(exc).__name__}: {exc}).")
