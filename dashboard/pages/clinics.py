@@ -104,7 +104,8 @@ if RESULT_KEY in st.session_state:
                "Yellow dot = searched location.")
     fmap = build_map(result.lat, result.lon, result.radius_km, result.facilities)
     st_folium(fmap, returned_objects=[], height=480, use_container_width=True, key="clinics_map")
-    st.caption("Nearest first. The table works even when map tiles cannot load.")
+    st.caption("Nearest first. The map needs an internet connection (its map library and tiles load from the "
+               "web); if the area above stays blank, this table has the same facilities.")
     st.dataframe(
         to_dataframe(result.facilities),
         hide_index=True,
