@@ -40,12 +40,18 @@ def _batched(seq, n=BATCH):
         yield seq[i:i + n]
 
 
-def infer(predictor: Predictor, items, threshold: float | None = None, temper: bool = True) -> dict:
-    """Masks and raw/refined probabilities for ``items`` (probabilities un-tempered if ``temper`` is False)."""
-    probs_maps = [p for chunk in _batched(items) for p in predictor.segment_probabilities([it.gray for it in chunk])]
-    thr = predictor.configs["seg"].threshold if threshold is None else threshold
-    masks = [(p >= thr).astype(np.uint8) for p in probs_maps]
-    out = {"prob_maps": probs_maps, "masks": masks}
+def _segment(predictor: Predictor, items) -> list[np.ndarray]:
+    return [m for chunk in _batched(items) for m in predictor.segment_batch([it.gray for it in chunk])]
+
+
+def infer(predictor: Predictor, items, temper: bool = True, masks: list[np.ndarray] | None = None) -> dict:
+    """Predicted masks and baseline/crop/refined probabilities for ``items``.
+
+    Probabilities are un-tempered if ``temper`` is False; ``masks`` skips segmentation when given.
+    """
+    if masks is None:
+        masks = _segment(predictor, items)
+    out = {"masks": masks}
     base, crop = [], []
     raw_size, crop_size = predictor.configs["raw"].image_size, predictor.configs["refined"].image_size
     for chunk_items, chunk_masks in zip(_batched(items), _batched(masks)):
@@ -102,24 +108,26 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
         mean_dice = {f"{t}{' flip' if f else ''}": v for (f, t), v in dice_by.items()}
         seg_cfg.notes["val_dice_by_threshold"] = mean_dice
         y_val = labels(val)
+        val_masks = _segment(predictor, val)  # refined inputs follow the chosen mask settings
         nll_by_flip = {}
         for flip in (False, True):  # flip test-time augmentation: keep it only if val log-loss drops
             for name in ("raw", "refined"):
                 predictor.configs[name].flip_tta = flip
                 predictor.configs[name].fusion_weight = 1.0
-            res = infer(predictor, val, temper=False)  # refined inputs follow the chosen threshold
+            res = infer(predictor, val, temper=False, masks=val_masks)
             nll_by_flip[flip] = _nll(res["raw"], y_val) + _nll(res["crop"], y_val)
         flip = nll_by_flip[True] < nll_by_flip[False]
         for name in ("raw", "refined"):
             predictor.configs[name].flip_tta = flip
-        res = infer(predictor, val, temper=False)
+        res = infer(predictor, val, temper=False, masks=val_masks)
         nll_by_weight = {w: _nll(w * res["crop"] + (1 - w) * res["raw"], y_val) for w in FUSION_WEIGHTS}
         weight = min(FUSION_WEIGHTS, key=lambda w: (nll_by_weight[w], -w))
         predictor.configs["refined"].fusion_weight = weight
         predictor.configs["refined"].notes["val_nll_by_fusion_weight"] = nll_by_weight
         predictor.configs["raw"].notes["val_nll_by_flip_tta"] = {str(k): v for k, v in nll_by_flip.items()}
         predictor.configs["raw"].temperature = metrics.fit_temperature(res["raw"], y_val)
-        predictor.configs["refined"].temperature = metrics.fit_temperature(weight * res["crop"] + (1 - weight) * res["raw"], y_val)
+        fused = predictor.combine(res["raw"], res["crop"], temper=False)[1]
+        predictor.configs["refined"].temperature = metrics.fit_temperature(fused, y_val)
         for name, cfg in predictor.configs.items():
             cfg.save(config_path(name, models_dir))
         print(f"chosen on val: mask threshold {seg_cfg.threshold} (flip {seg_cfg.flip_tta}), classifier flip TTA {flip}, "
