@@ -4,14 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup data bench browser clean-venv
+.PHONY: run test lint setup data bench browser serve clean-venv
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
 	@test -x $(VENV)/bin/pip || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV) || { \
 	  echo "could not create $(VENV): on Debian/Ubuntu install python3-venv (apt-get install python3-venv)"; exit 1; }; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -27,16 +28,19 @@ browser:
 	      || echo "chromium could not be installed: the browser test will be skipped"; \
 	  else echo "no root apt-get: the browser test will be skipped unless chromium is installed"; fi; }
 
-test: setup browser
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup browser lint
 	$(PY) -m pytest -q tests
 
 data: setup
 	$(PY) -m pipeline data download
 
 bench: setup browser
-	$(PY) bench/predict_speed.py
-	$(PY) bench/concurrent_load.py
-	$(PY) bench/app_speed.py
+	$(PY) -m bench.predict_speed
+	$(PY) -m bench.concurrent_load
+	$(PY) -m bench.app_speed
 
 clean-venv:
 	rm -rf $(VENV)

@@ -23,15 +23,23 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
+
+from bench.browser import (
+    PAGE_TITLES,
+    find_chromium,
+    fit_viewport,
+    launch,
+    open_page,
+    search_clinics,
+    streamlit_server,
+    synthetic_ultrasound,
+    wait_healthy,
+    wait_idle,
+    wait_title,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import cv2  # noqa: E402
-
-from browser_helpers import (PAGE_TITLES, find_chromium, fit_viewport, launch, open_page, search_clinics,  # noqa: E402
-                             streamlit_server, synthetic_ultrasound, wait_healthy, wait_idle, wait_title)
-
 GOAL_COLD_S = 8.0
 GOAL_UPLOAD_S = 1.0
 
@@ -100,7 +108,7 @@ def screenshots(browser, url: str, out_dir: Path, tmp: Path) -> list[Path]:
                 clip = {"x": 0, "y": 0, "width": 1400, "height": box["y"] + 420}
         saved.append(out_dir / f"{name}.png")
         page.screenshot(path=str(saved[-1]), clip=clip, full_page=clip is None)
-    if (ROOT / "dashboard" / "pages" / "clinics.py").is_file():
+    if (ROOT / "dashboard" / "views" / "clinics.py").is_file():
         open_page(page, url, "clinics")
         page.set_viewport_size({"width": 1400, "height": 1000})
         search_clinics(page)
@@ -142,7 +150,9 @@ def main() -> int:
                 shots = screenshots(browser, url, args.screenshots, tmp) if args.screenshots else []
         finally:
             browser.close()
-    med = lambda rows, k: statistics.median(r[k] for r in rows)  # noqa: E731
+    def med(rows, k):
+        return statistics.median(r[k] for r in rows)
+
     result = {
         "cold_start": {"runs": colds, "median_health_s": med(colds, "health_s"),
                        "median_first_page_s": med(colds, "title_s"), "median_models_ready_s": med(colds, "models_ready_s"),

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipeline import paths  # noqa: E402
-from pipeline.imageio import load_image  # noqa: E402
-from pipeline.split import read_split  # noqa: E402
+from pipeline import paths
+from pipeline.data.split import read_split
+from pipeline.imageio import load_image
 
 
 def test_image_paths(limit: int) -> list[Path]:

@@ -13,7 +13,8 @@ import threading
 import time
 
 from common import test_images
-from pipeline.predict import Predictor
+
+from pipeline.inference.predictor import Predictor
 
 
 def main() -> int:
@@ -29,7 +30,7 @@ def main() -> int:
         latencies: list[float] = []
         lock = threading.Lock()
 
-        def caller(k: int) -> None:
+        def caller(k: int, latencies: list[float] = latencies, lock: threading.Lock = lock) -> None:
             for i in range(args.per_caller):
                 t = time.perf_counter()
                 predictor.predict(grays[(k + i) % len(grays)])

@@ -12,8 +12,9 @@ import sys
 import time
 
 from common import test_image_paths
+
 from pipeline.imageio import load_image
-from pipeline.predict import Predictor
+from pipeline.inference.predictor import Predictor
 
 
 def main() -> int:
@@ -41,7 +42,8 @@ def main() -> int:
         e2e.append((time.perf_counter() - t) * 1e3)
     print(f"models loaded in {load_s:.1f} s; {len(grays)} test images, one at a time")
     for key, values in times.items():
-        print(f"{key:>13}: median {statistics.median(values):7.1f} ms   p95 {sorted(values)[int(0.95 * (len(values) - 1))]:7.1f} ms")
+        p95 = sorted(values)[int(0.95 * (len(values) - 1))]
+        print(f"{key:>13}: median {statistics.median(values):7.1f} ms   p95 {p95:7.1f} ms")
     print(f"{'file->result':>13}: median {statistics.median(e2e):7.1f} ms")
     return 0
 

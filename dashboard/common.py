@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pipeline.report import DISCLAIMER  # one wording for the pages and the JSON report
+from pipeline.inference.report import DISCLAIMER  # one wording for the pages and the JSON report
 
 __all__ = ["DISCLAIMER", "disclaimer"]
 

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pipeline import diagnosis, explore, paths, results
+from pipeline import paths
 from pipeline.config import MODEL_FILES
 from pipeline.errors import BusiError, ModelLoadError
+from pipeline.views import diagnosis, explore, results
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -30,7 +31,7 @@ def models_key(models_dir: Path | None = None) -> str:
 
 @st.cache_resource(show_spinner="Loading the models (once per server)…", max_entries=4)
 def _load_predictor(key: str):
-    from pipeline.predict import Predictor
+    from pipeline.inference.predictor import Predictor
 
     folder = key.split("|", 1)[0]
     try:

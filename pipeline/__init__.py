@@ -3,4 +3,4 @@
 Plain Python: never imports streamlit. Driven by ``python -m pipeline <command>``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -46,7 +46,7 @@ class ModelConfig:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ModelConfig":
+    def load(cls, path: str | Path) -> ModelConfig:
         """Read a config written by ``save``."""
         data = json.loads(Path(path).read_text())
         data["classes"] = tuple(data.get("classes", CLASS_NAMES))

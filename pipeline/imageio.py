@@ -519,7 +519,7 @@ def _decode_pillow(data: bytes, fmt: str, name: str | None) -> LoadedImage:
             oriented = ImageOps.exif_transpose(im)
         except MemoryError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken EXIF block must not refuse the image
             warnings.append(f"EXIF orientation could not be read ({exc}); shown as stored.")
             oriented = im
         if oriented is None:

@@ -126,3 +126,40 @@ def classification_report(probs: np.ndarray, y_true: np.ndarray, classes: tuple[
         "ece": ece,
         "reliability": bins,
     }
+
+
+def paired_accuracy_difference(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray,
+                               n_boot: int = 2000, seed: int = 0) -> dict:
+    """Accuracy of B minus accuracy of A on the same images: bootstrap 95% interval and exact McNemar test.
+
+    ``pred_a``/``pred_b`` are predicted class indices (A = baseline, B = refined). The bootstrap resamples
+    images with replacement (percentile interval, fixed seed); McNemar's exact test looks only at the
+    discordant images (one model right, the other wrong): two-sided binomial p-value with p = 1/2.
+    """
+    y, a, b = (np.asarray(v) for v in (y_true, pred_a, pred_b))
+    ra, rb = a == y, b == y
+    n = len(y)
+    diff = float(rb.mean() - ra.mean()) if n else float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((0, 0), int)
+    boots = rb[idx].mean(axis=1) - ra[idx].mean(axis=1) if n else np.array([np.nan])
+    only_b = int((rb & ~ra).sum())  # refined right, baseline wrong
+    only_a = int((ra & ~rb).sum())
+    return {
+        "n": int(n), "accuracy_a": float(ra.mean()) if n else None, "accuracy_b": float(rb.mean()) if n else None,
+        "difference": diff, "ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
+        "bootstrap_samples": n_boot, "only_b_correct": only_b, "only_a_correct": only_a,
+        "mcnemar_p": mcnemar_exact_p(only_b, only_a),
+    }
+
+
+def mcnemar_exact_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for ``b`` and ``c`` discordant pairs (binomial, p = 1/2)."""
+    from math import comb
+
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(comb(n, i) for i in range(k + 1)) / 2 ** n
+    return float(min(1.0, 2 * tail))

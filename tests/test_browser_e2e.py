@@ -12,9 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import (PAGE_TITLES, ROOT, find_chromium, fit_viewport, launch, open_page, search_clinics,
-                             streamlit_server,
-                             upload_and_wait_label, wait_healthy, wait_idle, wait_title, write_upload_image)
+from bench.browser import (
+    PAGE_TITLES,
+    ROOT,
+    find_chromium,
+    fit_viewport,
+    launch,
+    open_page,
+    search_clinics,
+    streamlit_server,
+    upload_and_wait_label,
+    wait_healthy,
+    wait_idle,
+    wait_title,
+    write_upload_image,
+)
 from pipeline.paths import MODELS_DIR
 
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -39,7 +51,7 @@ def test_every_page_in_a_real_browser(chromium, tmp_path):
     SHOTS.mkdir(parents=True, exist_ok=True)
     upload = write_upload_image(tmp_path / "upload.png", busi_dir)
     pages = ["diagnose", "dataset", "models"]
-    if (ROOT / "dashboard" / "pages" / "clinics.py").is_file():
+    if (ROOT / "dashboard" / "views" / "clinics.py").is_file():
         pages.append("clinics")
 
     with streamlit_server(log_path=tmp_path / "streamlit.log") as (url, proc):

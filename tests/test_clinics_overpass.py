@@ -252,7 +252,7 @@ def test_offline_far_from_everything_shows_nearest():
 
 
 def test_cli_search_offline(capsys):
-    from pipeline import clinics_commands
+    from pipeline.cli import clinics as clinics_commands
 
     parser = argparse.ArgumentParser()
     clinics_commands.register(parser.add_subparsers(dest="command"))

@@ -13,7 +13,7 @@ from pipeline.clinics.facility import Facility
 from pipeline.clinics.mapping import build_map, directions_url
 from pipeline.clinics.search import search_facilities
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "pages" / "clinics.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "clinics.py")
 
 
 def test_map_has_one_marker_per_facility():

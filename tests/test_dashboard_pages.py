@@ -11,16 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bad_inputs import EXPECTED_KEYWORDS, bad_input_corpus, encode, speckle
+from streamlit.testing.v1 import AppTest
 
-pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from bad_inputs import EXPECTED_KEYWORDS, bad_input_corpus, encode, speckle  # noqa: E402
-from pipeline.paths import MODELS_DIR  # noqa: E402
+from pipeline.paths import MODELS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
-PAGES = {name: str(ROOT / "dashboard" / "pages" / f"{name}.py") for name in ("diagnose", "dataset", "models")}
+PAGES = {name: str(ROOT / "dashboard" / "views" / f"{name}.py") for name in ("diagnose", "dataset", "models")}
 TIMEOUT = 180
 PICK = "Pick a test image from the dataset"
 
@@ -94,7 +92,7 @@ def test_pages_render_with_dataset(with_dataset, page):
 def test_app_navigates_to_every_page(with_dataset):
     at = run(APP)
     assert "Diagnose" in texts(at.title)
-    for page, title in (("pages/dataset.py", "dataset"), ("pages/models.py", "models")):
+    for page, title in (("views/dataset.py", "dataset"), ("views/models.py", "models")):
         at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
         assert title in texts(at.title).lower()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import write_png
-from pipeline import catalog, split
-from pipeline.dataset import build_index, list_samples, load_sample
+
+from pipeline.data import catalog, split
+from pipeline.data.busi import build_index, list_samples, load_sample
 from pipeline.errors import DatasetError
 from pipeline.paths import SPLIT_CSV
 
@@ -29,7 +29,7 @@ def test_real_counts(real_index):
 
 def test_real_multi_mask_merge(busi_dir):
     # benign (195) has three mask files; the merge is their pixel-wise OR.
-    from pipeline.dataset import read_mask
+    from pipeline.data.busi import read_mask
 
     files = sorted((busi_dir / "benign").glob("benign (195)_mask*.png"))
     assert len(files) == 3

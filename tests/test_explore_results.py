@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import explore, metrics, results
+from pipeline import metrics
+from pipeline.views import explore, results
 
 CLASSES = ("benign", "malignant", "normal")
 
@@ -18,7 +19,7 @@ def test_cached_index_is_written_once_and_reused(tiny_dataset, tmp_path, monkeyp
     first = explore.cached_grouped_index(tiny_dataset, cache)
     files = list(cache.glob("index-*.pkl"))
     assert len(files) == 1
-    from pipeline import catalog
+    from pipeline.data import catalog
 
     monkeypatch.setattr(catalog, "grouped_index", lambda root: pytest.fail("should come from the cache"))
     pd.testing.assert_frame_equal(explore.cached_grouped_index(tiny_dataset, cache), first)
@@ -112,7 +113,7 @@ def test_results_readers(tmp_path):
     for which in results.CASE_FILTERS:
         sub = results.cases(per, which)
         assert len(sub) <= 20
-    assert (results.cases(per, "both models wrong")["refined_correct"] == False).all()  # noqa: E712
+    assert (results.cases(per, "both models wrong")["refined_correct"] == False).all()  # noqa: E712 - pandas element-wise
     assert len(results.dice_values(m)) == 16
     text = " ".join(results.provenance(m))
     assert "data/splits/busi.csv" in text and "20 images" in text and "val" in text and "predicted" in text

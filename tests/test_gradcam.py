@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from pipeline import gradcam  # noqa: E402
-from pipeline.preprocess import lesion_box  # noqa: E402
+from pipeline.inference import gradcam
+from pipeline.preprocess import lesion_box
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import functools
 
 import cv2
 import numpy as np
+from bad_inputs import encode, speckle
+from dicom_factory import make_dicom
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bad_inputs import encode, speckle
-from dicom_factory import make_dicom
 from pipeline.errors import ImageLoadError
 from pipeline.imageio import MIN_SIDE, LoadedImage, load_image
 

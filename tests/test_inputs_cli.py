@@ -8,14 +8,14 @@ import json
 import cv2
 import numpy as np
 import pytest
-
 from bad_inputs import EXPECTED_KEYWORDS, bad_input_corpus
 from dicom_factory import make_dicom
+
 from pipeline import paths
+from pipeline.cli.predict import run
 from pipeline.config import model_path
 from pipeline.imageio import load_image
-from pipeline.predict import Predictor
-from pipeline.predict_cli import run
+from pipeline.inference.predictor import Predictor
 
 MODELS = paths.models_dir()
 

@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from pipeline import lite2  # noqa: E402
+from pipeline.nets import lite2
 
 # Torch EfficientNet-Lite2 (efficientnet_lite_pytorch 0.1.0): 6,092,072 parameters, 4,811,072 without
 # the 1000-way classifier, plus 58,096 BatchNorm running-stat values (non-trainable in Keras).
@@ -58,7 +56,7 @@ def test_export_script_is_torch_only():
 
 def _need(path: Path) -> Path:
     if not path.is_file():
-        pytest.skip(f"{path} absent: run pipeline.lite2_export (torch venv) and "
+        pytest.skip(f"{path} absent: run pipeline.nets.lite2_export (torch venv) and "
                     "`python -m pipeline backbone convert-lite2` to create it")
     return path
 

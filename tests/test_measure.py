@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.measure import describe, measure
+from pipeline.inference.measure import describe, measure
 
 
 def disc(radius: int, shape=(200, 200), centre=(100, 100)) -> np.ndarray:

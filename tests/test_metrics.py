@@ -66,3 +66,27 @@ def test_absent_class_does_not_count_as_zero():
     rep = metrics.classification_report(probs, np.array([0, 0, 1, 1]), ("a", "b", "c"))
     assert rep["macro_f1"] == pytest.approx(1.0)
     assert np.isnan(rep["auc"]["c"]) and rep["macro_auc"] == pytest.approx(1.0)
+
+
+def test_mcnemar_exact_matches_hand_computed_binomial():
+    # 1 vs 6 discordant: two-sided p = 2 * (C(7,0) + C(7,1)) / 2^7 = 16/128
+    assert metrics.mcnemar_exact_p(1, 6) == pytest.approx(16 / 128)
+    assert metrics.mcnemar_exact_p(6, 1) == pytest.approx(16 / 128)
+    assert metrics.mcnemar_exact_p(0, 0) == 1.0
+    assert metrics.mcnemar_exact_p(5, 5) == 1.0
+
+
+def test_paired_difference_interval_contains_the_difference_and_counts_discordant():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 200)
+    a = y.copy()
+    a[:40] = (a[:40] + 1) % 3  # baseline wrong on 40
+    b = y.copy()
+    b[30:50] = (b[30:50] + 1) % 3  # refined wrong on 20 (10 shared with the baseline)
+    r = metrics.paired_accuracy_difference(y, a, b)
+    assert r["difference"] == pytest.approx(0.1)
+    assert r["only_b_correct"] == 30 and r["only_a_correct"] == 10
+    assert r["ci95"][0] < 0.1 < r["ci95"][1] and r["ci95"][0] > 0
+    assert r["mcnemar_p"] == pytest.approx(metrics.mcnemar_exact_p(30, 10)) and r["mcnemar_p"] < 0.01
+    same = metrics.paired_accuracy_difference(y, a, a)
+    assert same["difference"] == 0 and same["ci95"] == [0.0, 0.0] and same["mcnemar_p"] == 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,10 +14,10 @@ import numpy as np
 import pytest
 
 from pipeline import paths
+from pipeline.cli.predict import run
 from pipeline.config import CLASS_NAMES, model_path
 from pipeline.errors import ModelLoadError
-from pipeline.predict import Predictor
-from pipeline.predict_cli import run
+from pipeline.inference.predictor import Predictor
 
 MODELS = paths.models_dir()
 needs_models = pytest.mark.skipif(not model_path("seg", MODELS).is_file(),
@@ -34,7 +35,7 @@ def predictor() -> Predictor:
 @pytest.fixture(scope="module")
 def test_images(request) -> list[Path]:
     root = request.getfixturevalue("busi_dir")
-    from pipeline.split import read_split
+    from pipeline.data.split import read_split
 
     split = read_split(paths.SPLIT_CSV)
     names = split[split["subset"] == "test"].groupby("label").head(2)["image"]
@@ -101,7 +102,6 @@ def test_deterministic(predictor, test_images):
     a, b = predictor.predict(gray), predictor.predict(gray)
     assert a.probabilities == b.probabilities and a.baseline_probabilities == b.baseline_probabilities
     assert np.array_equal(a.mask, b.mask)
-    assert a.overlay.shape == (*gray.shape, 3)
 
 
 def test_concurrent_callers_match_serial(predictor, test_images):
@@ -123,15 +123,15 @@ def test_concurrent_callers_match_serial(predictor, test_images):
     for th in threads:
         th.join()
     assert not errors
-    for (t, i), res in results.items():
+    for (_t, i), res in results.items():
         assert res.probabilities == serial[i].probabilities
         assert res.baseline_probabilities == serial[i].baseline_probabilities
         assert np.array_equal(res.mask, serial[i].mask)
 
 
 def test_committed_models_reproduce_recorded_metrics(predictor, busi_dir):
-    from pipeline.evaluate import infer
-    from pipeline.train import load_items
+    from pipeline.data.items import load_items
+    from pipeline.training.evaluate import infer
 
     recorded = json.loads((MODELS / "metrics.json").read_text())["per_image"]["test"][:24]
     items = {it.image: it for it in load_items(busi_dir, "test")}
@@ -149,7 +149,44 @@ def test_committed_models_reproduce_recorded_metrics(predictor, busi_dir):
 def test_missing_and_corrupt_models_explain_how_to_restore(tmp_path):
     with pytest.raises(ModelLoadError, match="missing.*git checkout -- models/"):
         Predictor(tmp_path)
+    shutil.copy(MODELS / "manifest.json", tmp_path)
+    with pytest.raises(ModelLoadError, match="missing.*git checkout -- models/"):
+        Predictor(tmp_path)
     for name in ("unet.keras", "classifier_baseline.keras", "classifier_refined.keras"):
         (tmp_path / name).write_bytes(b"PK\x03\x04 corrupt")
     with pytest.raises(ModelLoadError, match="cannot be loaded"):
         Predictor(tmp_path)
+
+
+def test_manifest_contract_mismatch_is_a_clear_error(tmp_path):
+    for f in MODELS.glob("*.json"):
+        shutil.copy(f, tmp_path)
+    shutil.copy(MODELS / "unet.keras", tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["models"]["seg"]["input"]["shape"] = [None, 320, 320, 1]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match=r"unet.keras does not match the bundle manifest: input shape \[None, 256, 256, 1\]"):
+        Predictor(tmp_path, models=("seg",))
+
+
+def test_manifest_describes_every_model_contract():
+    from pipeline.inference.bundle import build_manifest
+
+    committed = json.loads((MODELS / "manifest.json").read_text())
+    fresh = build_manifest(MODELS, committed["version"])
+    assert {k: v for k, v in fresh.items() if k != "date"} == {k: v for k, v in committed.items() if k != "date"}
+    for name, entry in committed["models"].items():
+        assert entry["input"]["dtype"] == "float32" and len(entry["input"]["range"]) == 2, name
+    assert committed["models"]["raw"]["output"]["classes"] == list(CLASS_NAMES)
+
+
+def test_segmentation_only_predictor_gives_the_full_predictors_masks(predictor, busi_dir):
+    from pipeline.data.busi import load_sample
+
+    seg_only = Predictor(MODELS, models=("seg",))
+    assert set(seg_only.configs) == {"seg"}
+    grays = [load_sample(busi_dir, f"{c}/{c} (3).png")[0] for c in CLASS_NAMES]
+    for a, b in zip(seg_only.segment_batch(grays), predictor.segment_batch(grays)):
+        assert np.array_equal(a, b)
+    one = predictor.predict(grays[0])
+    assert np.array_equal(one.mask, predictor.segment_batch(grays[:1])[0])

@@ -7,15 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from bad_inputs import EXPECTED_KEYWORDS, bad_input_corpus, encode, speckle
-from pipeline import diagnosis
+
 from pipeline.config import ModelConfig
 from pipeline.errors import ImageLoadError
-from pipeline.overlay import overlay
-from pipeline.predict import Prediction
-from pipeline.report import DISCLAIMER, build_report, to_json
+from pipeline.inference.predictor import Prediction
+from pipeline.inference.report import DISCLAIMER, build_report, to_json
+from pipeline.views import diagnosis
 
 CLASSES = ("benign", "malignant", "normal")
 
@@ -34,14 +32,14 @@ class FakePredictor:
         mask[h // 4: h // 2, w // 4: w // 2] = 1
         return Prediction("malignant", {"benign": 0.2, "malignant": 0.7, "normal": 0.1}, "benign",
                           {"benign": 0.6, "malignant": 0.3, "normal": 0.1}, mask, float(mask.mean()),
-                          overlay(gray, mask), {"total": 1.0})
+                          {"total": 1.0})
 
 
 def test_report_is_strict_json_with_everything():
-    now = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
-    rep = build_report(file_name="a.png", source="upload", image_shape=(10, 20), label="benign",
-                       probabilities={"benign": np.float32(0.8), "malignant": 0.1, "normal": 0.1},
-                       baseline_label="normal", baseline_probabilities={"benign": 0.3, "malignant": 0.1, "normal": 0.6},
+    now = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    pred = Prediction("benign", {"benign": np.float32(0.8), "malignant": 0.1, "normal": 0.1},
+                      "normal", {"benign": 0.3, "malignant": 0.1, "normal": 0.6}, np.zeros((10, 20), np.uint8), 0.0)
+    rep = build_report(file_name="a.png", source="upload", image_shape=(10, 20), prediction=pred.to_record(),
                        measurements={"area_px": np.int64(5), "circularity": float("nan")}, warnings=("w",),
                        true_label="benign", dice=0.5, iou=1 / 3, configs=FakePredictor.configs, now=now)
     text = to_json(rep)
@@ -50,6 +48,7 @@ def test_report_is_strict_json_with_everything():
     assert back["generated"] == "2025-01-02T03:04:05+00:00"
     assert back["prediction"]["models_agree"] is False
     assert back["prediction"]["confidence"] == pytest.approx(0.8)
+    assert back["prediction"] == json.loads(json.dumps(pred.to_record()))  # the one prediction record
     assert back["measurements"] == {"area_px": 5, "circularity": None}
     assert back["ground_truth"] == {"label": "benign", "dice": 0.5, "iou": pytest.approx(1 / 3),
                                     "refined_correct": True, "baseline_correct": False}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from pipeline.config import ModelConfig
-from pipeline.train import train
+from pipeline.training.train import train
 
 
 def test_one_step_seg_and_cls(busi_dir, tmp_path):

@@ -1,7 +1,7 @@
 """Find breast-imaging and cancer care near a place: offline geocoding, live OpenStreetMap
 (Overpass) facilities with an on-disk cache, and a bundled offline list as fallback.
 
-No Streamlit here; ``dashboard/pages/clinics.py`` is only a view over this package.
+No Streamlit here; ``dashboard/views/clinics.py`` is only a view over this package.
 """
 
 from pipeline.clinics.errors import (

@@ -45,6 +45,6 @@ class Facility:
             return self.address
         return ", ".join(p for p in (self.city, self.country) if p)
 
-    def with_distance(self, km: float) -> "Facility":
+    def with_distance(self, km: float) -> Facility:
         """A copy with ``distance_km`` set."""
         return replace(self, distance_km=km)

@@ -113,7 +113,7 @@ def parse_elements(payload: dict) -> list[Facility]:
             continue
         try:
             lat, lon = validate_latlon(lat, lon)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a malformed element is skipped
             continue
         kind = _kind(tags)
         name = tags.get("name") or tags.get("name:en") or f"Unnamed {kind}"
@@ -213,7 +213,7 @@ class OverpassClient:
             except ValueError:
                 errors.append(f"{url} returned malformed JSON")
                 continue
-            except Exception as exc:  # any transport failure means "try the next one"
+            except Exception as exc:  # noqa: BLE001 - any transport failure means "try the next one"
                 errors.append(f"{url} failed ({type(exc).__name__}: {exc})")
                 continue
             self._write_cache(path, query, payload)

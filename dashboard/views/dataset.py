@@ -1,0 +1,130 @@
+"""Dataset page (students): class balance, sizes, lesion areas, split, gallery, duplicates."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from dashboard import state
+from dashboard.common import disclaimer
+from pipeline.data.catalog import summary
+from pipeline.data.duplicates import THRESHOLD
+from pipeline.views import explore
+
+COLOURS = {"benign": "#2e7d32", "malignant": "#c62828", "normal": "#1565c0"}
+PER_PAGE = 12
+
+st.title("The BUSI dataset")
+disclaimer()
+
+index, problem = state.get_index()
+if index is None:
+    state.no_dataset_panel(problem)
+    st.stop()
+
+facts = summary(index)
+st.markdown(
+    f"**{facts['images']:,} breast-ultrasound images** from the BUSI dataset (Al-Dhabyani et al., 2020), each "
+    f"with a hand-drawn lesion mask. {facts['multi_mask_images']} images have more than one lesion mask "
+    f"(merged), and {facts['images_in_duplicate_groups']} images belong to "
+    f"{facts['duplicate_groups']} groups of near-duplicates."
+)
+
+overview, gallery, dups = st.tabs(
+    [":material/bar_chart: Overview", ":material/photo_library: Gallery", ":material/content_copy: Duplicates"])
+
+with overview:
+    counts = index["label"].value_counts().reindex(list(COLOURS)).dropna().astype(int)
+    cdf = counts.rename_axis("class").reset_index(name="images")
+    a, b = st.columns(2)
+    a.plotly_chart(px.bar(cdf, x="class", y="images", color="class", color_discrete_map=COLOURS, text="images",
+                          title="Images per class").update_layout(showlegend=False, height=340),
+                   width="stretch", key="class_bar")
+    b.plotly_chart(px.pie(cdf, names="class", values="images", color="class", color_discrete_map=COLOURS,
+                          title="Share of each class", hole=0.35).update_layout(height=340),
+                   width="stretch", key="class_pie")
+    st.caption("Benign images are about half of the data and normal images the fewest: accuracy alone "
+               "flatters a model that favours 'benign', so the Models page also reports macro-F1.")
+
+    a, b = st.columns(2)
+    a.plotly_chart(px.scatter(index, x="width", y="height", color="label", color_discrete_map=COLOURS,
+                              opacity=0.6, hover_name="image", title="Image size (pixels)")
+                   .update_layout(height=380), width="stretch", key="size_scatter")
+    lesions = index[index["lesion_fraction"] > 0].assign(share=lambda d: d["lesion_fraction"] * 100)
+    b.plotly_chart(px.box(lesions, x="label", y="share", color="label", color_discrete_map=COLOURS, points="all",
+                          hover_name="image", title="Lesion area per class (% of the image)",
+                          labels={"share": "lesion area (% of image)", "label": "class"})
+                   .update_layout(showlegend=False, height=380), width="stretch", key="area_box")
+    st.caption(f"Sizes vary from {facts['width']['min']}×{facts['height']['min']} to "
+               f"{facts['width']['max']}×{facts['height']['max']} px (median "
+               f"{facts['width']['median']:.0f}×{facts['height']['median']:.0f}); the models resize every image. "
+               "Malignant lesions tend to be larger and more irregular than benign ones.")
+    st.dataframe(explore.lesion_area_table(index), width="stretch",
+                 column_config={"median share of image": st.column_config.NumberColumn(format="percent"),
+                                "largest share": st.column_config.NumberColumn(format="percent")})
+
+    comp = explore.split_composition(index)
+    long = comp.reset_index().melt(id_vars="label", var_name="subset", value_name="images")
+    a, b = st.columns([3, 2])
+    a.plotly_chart(px.bar(long, x="subset", y="images", color="label", color_discrete_map=COLOURS, text="images",
+                          title="Split composition per class", barmode="stack").update_layout(height=360),
+                   width="stretch", key="split_bar")
+    with b:
+        st.markdown("**Images per subset and class**")
+        st.dataframe(comp, width="stretch")
+        share = comp.div(comp.sum(axis=1), axis=0)
+        st.caption("Each class is split about 70 / 15 / 15 % into train / validation / test "
+                   f"(benign test share {share.loc['benign'].get('test', 0):.0%}, malignant "
+                   f"{share.loc['malignant'].get('test', 0):.0%}, normal {share.loc['normal'].get('test', 0):.0%}).")
+
+with gallery:
+    f1, f2, f3, f4 = st.columns(4)
+    classes = f1.multiselect("Class", list(COLOURS), key="g_class")
+    subsets = f2.multiselect("Subset", ["train", "val", "test"], key="g_subset")
+    dup_choice = f3.selectbox("Near-duplicates", explore.DUPLICATE_CHOICES, key="g_dups")
+    sizes = f4.multiselect("Lesion size", explore.SIZE_LABELS, key="g_size")
+    shown = explore.filter_gallery(index, classes, subsets, dup_choice, sizes)
+    if shown.empty:
+        st.info("No image matches these filters.")
+    else:
+        n_pages = max(1, -(-len(shown) // PER_PAGE))
+        p1, p2 = st.columns([1, 3])
+        page = p1.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="g_page")
+        rows, page, n_pages = explore.page_of(shown, page, PER_PAGE)
+        p2.markdown(f"<br>{len(shown):,} images match; showing {len(rows)} on page {page} of {n_pages}. "
+                    "The pink line is the ground-truth lesion outline.", unsafe_allow_html=True)
+        cols = st.columns(4)
+        for i, row in enumerate(rows.itertuples()):
+            with cols[i % 4]:
+                dup = f" · group of {row.group_size}" if row.group_size > 1 else ""
+                st.image(state.get_thumbnail(row.path, row.mask_paths),
+                         caption=f"{row.image.rsplit('/', 1)[-1]} · {row.subset}{dup} · lesion "
+                                 f"{row.lesion_fraction:.1%}", width="stretch")
+
+with dups:
+    groups = explore.duplicate_groups(index)
+    conflicts = groups[groups["cross_label"]] if not groups.empty else groups
+    a, b, c = st.columns(3)
+    a.metric("Near-duplicate groups", f"{len(groups):,}")
+    b.metric("Images in those groups", f"{int(groups['size'].sum()) if not groups.empty else 0:,}")
+    c.metric("Groups with conflicting labels", f"{len(conflicts):,}")
+    st.markdown(
+        f"**How they are found:** every image is shrunk to 32×32 pixels and compared with every other; pairs "
+        f"whose thumbnails correlate above {THRESHOLD} are linked, and linked images form a group. These are "
+        "re-saved copies or consecutive frames of the same lesion — the same patient.\n\n"
+        "**Why the split keeps each group in one subset:** if one frame of a lesion were in training and its "
+        "near-copy in the test set, the model would be graded on an image it has practically seen, and the test "
+        "score would be too optimistic (leakage). So whole groups are assigned to train, validation or test. "
+        "Groups whose members carry *different* labels (conflicts) always go to training: their true class is "
+        "uncertain, so they must not be used to score a model."
+    )
+    leaks = explore.groups_split_across_subsets(index)
+    if leaks:
+        st.error(f"{leaks} group(s) straddle subsets in the current split file — regenerate the split.")
+    else:
+        st.success("Check: no duplicate group straddles two subsets in the current split.")
+    if not conflicts.empty:
+        st.markdown("**Cross-label conflicts** (the same lesion labelled differently):")
+        st.dataframe(conflicts.drop(columns=["cross_label"]), hide_index=True, width="stretch")
+    st.markdown("**All groups**")
+    st.dataframe(groups, hide_index=True, width="stretch", height=320)

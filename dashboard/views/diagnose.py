@@ -1,0 +1,168 @@
+"""Diagnose page (radiologists): one image -> mask, label, Grad-CAM, measurements, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import state
+from dashboard.common import disclaimer
+from pipeline import imageio
+from pipeline.errors import ImageLoadError
+from pipeline.inference.measure import describe
+from pipeline.inference.report import to_json
+from pipeline.views import diagnosis
+
+UPLOAD = "Upload an image"
+PICK = "Pick a test image from the dataset"
+CLASS_COLOURS = {"benign": "#2e7d32", "malignant": "#c62828", "normal": "#1565c0"}
+
+st.title("Diagnose an ultrasound image")
+disclaimer()
+
+predictor, model_error = state.get_predictor()
+if model_error:
+    st.error(f"**The models could not be loaded**, so no diagnosis is possible right now.\n\n{model_error}")
+    st.caption("The Dataset and Models pages still work.")
+    st.stop()
+
+index, _ = state.get_index()
+has_test = index is not None and bool((index["subset"] == "test").any())
+sources = [UPLOAD] + ([PICK] if has_test else [])
+source = st.radio("Image source", sources, horizontal=True, key="source")
+
+diag: diagnosis.Diagnosis | None = None
+result_key = ""
+if source == UPLOAD:
+    upload = st.file_uploader(
+        "Ultrasound image (PNG, JPEG, BMP, TIFF or DICOM — the content decides the format)",
+        type=None, key="upload", help=imageio.describe_supported(),
+    )
+    if upload is None:
+        st.info("Upload a breast-ultrasound image to get the lesion outline, the predicted class and "
+                "measurements. " + imageio.describe_supported())
+        st.stop()
+    data = upload.getvalue()
+    try:
+        diag = state.analyse_upload(predictor, data, upload.name)
+    except ImageLoadError as exc:
+        st.error(f"**This file cannot be analysed.** {exc}")
+        st.stop()
+    result_key = state.digest(data)
+    with st.expander("Compare with your own ground-truth mask (optional)"):
+        truth = st.file_uploader("Ground-truth mask of this image (white lesion on black, same size)",
+                                 type=None, key="truth_upload")
+        if truth is not None:
+            try:
+                mask = diagnosis.load_truth_mask(truth.getvalue(), truth.name, diag.image.shape)
+                diag = diag.with_truth_mask(mask)
+            except ImageLoadError as exc:
+                st.error(f"**This mask cannot be used.** {exc}")
+else:
+    test = index[index["subset"] == "test"].sort_values(["label", "number"])
+    labels = dict(zip(test["image"], test["label"]))
+    choice = st.selectbox("Test image (true class in brackets)", list(labels), key="dataset_image",
+                          format_func=lambda s: f"{s.rsplit('/', 1)[-1]}  [{labels[s]}]")
+    diag = state.analyse_dataset(predictor, choice, labels[choice])
+    result_key = f"dataset:{choice}"
+
+pred = diag.prediction
+
+# --- display controls ---------------------------------------------------------------------
+c1, c2, c3 = st.columns([2, 2, 2])
+alpha = c1.slider("Mask opacity", 0.0, 1.0, 0.4, 0.05, key="alpha")
+mode = c2.radio("Mask style", ["filled", "contour"], horizontal=True, key="mode")
+heat_alpha = c3.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="heat_alpha")
+
+# --- images side by side ------------------------------------------------------------------
+col_orig, col_mask, col_cam = st.columns(3)
+col_orig.image(diag.image.rgb, caption=f"Original — {diag.name} ({diag.image.width}×{diag.image.height} px)",
+               width="stretch")
+over = diagnosis.overlay_image(diag, alpha, mode)
+col_mask.image(over, caption="Predicted lesion outline (segmentation model)", width="stretch")
+cam_slot = col_cam.empty()
+cam_slot.info("Computing the Grad-CAM heatmap…")
+
+# --- prediction -----------------------------------------------------------------------------
+left, right = st.columns([3, 2])
+with left:
+    st.subheader(f"Prediction: {pred.label}")
+    st.markdown(f"The refined model gives **{pred.label}** with **{pred.confidence:.0%}** probability "
+                f"(baseline model: {pred.baseline_label}, "
+                f"{pred.baseline_probabilities[pred.baseline_label]:.0%}).")
+    sentence = diagnosis.agreement_sentence(pred)
+    if sentence:
+        st.warning(sentence, icon=":material/balance:")
+    else:
+        st.success("Both models agree.", icon=":material/check_circle:")
+    for w in diag.image.warnings:
+        st.warning(w, icon=":material/warning:")
+    fig = go.Figure()
+    for model, probs, colour in (("Refined (lesion crop + whole image)", pred.probabilities, "#c2185b"),
+                                 ("Baseline (whole image)", pred.baseline_probabilities, "#9e9e9e")):
+        fig.add_bar(name=model, x=list(probs), y=list(probs.values()), marker_color=colour,
+                    text=[f"{v:.0%}" for v in probs.values()], textposition="outside")
+    fig.update_layout(barmode="group", height=300, margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(range=[0, 1.12], tickformat=".0%", title="probability"),
+                      legend=dict(orientation="h", y=1.15), title=None)
+    st.plotly_chart(fig, width="stretch", key="probs_chart")
+
+with right:
+    st.subheader("Lesion measurements")
+    m = diag.measurements
+    for line in describe(m):
+        st.markdown(f"- {line}")
+    if m.area_px:
+        rows = {
+            "Area": f"{m.area_px:,} px" + (f" / {m.area_mm2:,.1f} mm²" if m.area_mm2 is not None else ""),
+            "Bounding box (x, y, w, h)": ", ".join(str(v) for v in m.bbox),
+            "Width × height": f"{m.width_px} × {m.height_px} px"
+            + (f" ({m.width_mm:.1f} × {m.height_mm:.1f} mm)" if m.width_mm is not None else ""),
+            "Taller than wide": "yes" if m.taller_than_wide else "no",
+            "Circularity (1 = disc)": f"{m.circularity:.2f}",
+            "Irregularity (1 − solidity)": f"{m.irregularity:.2f}",
+            "Components": str(m.n_components),
+        }
+        st.table(pd.DataFrame({"value": rows}))
+    if diag.image.pixel_spacing_mm is None:
+        st.caption("No pixel spacing in this file, so sizes are in pixels only.")
+
+    if diag.truth_mask is not None or diag.true_label is not None:
+        st.subheader("Against the ground truth")
+        g1, g2 = st.columns(2)
+        if diag.truth_mask is not None:
+            g1.metric("Dice", f"{diag.dice:.3f}")
+            g2.metric("IoU", f"{diag.iou:.3f}")
+        if diag.true_label is not None:
+            def ok(right: bool) -> str:
+                return ":green[right]" if right else ":red[wrong]"
+
+            st.markdown(f"True class: **{diag.true_label}** — refined model {ok(pred.label == diag.true_label)}, "
+                        f"baseline model {ok(pred.baseline_label == diag.true_label)}.")
+
+st.caption(f"Analysed in {pred.timings_ms.get('total', 0):.0f} ms "
+           f"(segmentation {pred.timings_ms.get('segmentation', 0):.0f} ms, classifiers "
+           f"{pred.timings_ms.get('baseline', 0) + pred.timings_ms.get('refined', 0):.0f} ms).")
+
+# --- Grad-CAM (last: the label is already on screen) ----------------------------------------
+heat = None
+try:
+    heat = state.heatmap(predictor, diag, result_key)
+    cam_slot.image(diagnosis.heatmap_image(diag, heat, heat_alpha),
+                   caption=(f"Grad-CAM of the lesion-crop classifier ({predictor.configs['refined'].fusion_weight:.0%} "
+                            "of the refined answer) — " + diagnosis.heatmap_caption(heat)),
+                   width="stretch")
+except Exception as exc:  # noqa: BLE001 - an explanation failure must not hide the diagnosis
+    cam_slot.warning(f"The Grad-CAM heatmap could not be computed ({type(exc).__name__}: {exc}).")
+
+# --- downloads --------------------------------------------------------------------------------
+report = diagnosis.report_for(diag, predictor, heat, display={"mask_opacity": alpha, "mask_style": mode})
+stem = Path(diag.name).stem or "image"
+d1, d2, _ = st.columns([1, 1, 2])
+d1.download_button("Overlay (PNG)", diagnosis.png_bytes(over), file_name=f"{stem}_overlay.png",
+                   mime="image/png", key="dl_png", icon=":material/download:")
+d2.download_button("Report (JSON)", to_json(report), file_name=f"{stem}_report.json",
+                   mime="application/json", key="dl_json", icon=":material/download:")

@@ -1,0 +1,96 @@
+"""``python -m pipeline train|evaluate|predict``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline import paths
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train``, ``evaluate`` and ``predict`` commands."""
+    tr = sub.add_parser("train", help="train the UNet or a classifier")
+    tsub = tr.add_subparsers(dest="model", required=True)
+    seg = tsub.add_parser("seg", help="UNet lesion segmentation")
+    seg.add_argument("--arch", choices=["lite2-unet", "unet16"], default="lite2-unet",
+                     help="lite2-unet: ImageNet EfficientNet-Lite2 encoder; unet16: 4-level UNet from scratch")
+    seg.add_argument("--weights", default="imagenet", help="encoder weights for lite2-unet: 'imagenet' or 'none'")
+    cls = tsub.add_parser("cls", help="EfficientNet classifier")
+    cls.add_argument("--input", choices=["raw", "refined"], required=True,
+                     help="raw: the whole image (baseline); refined: the lesion-centred crop")
+    cls.add_argument("--backbone", choices=["lite2", "b3"], default="lite2")
+    cls.add_argument("--weights", default="imagenet", help="'imagenet', a weights file, or 'none'")
+    for p, epochs in ((seg, 40), (cls, 15)):
+        p.add_argument("--data", help="dataset folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")
+        p.add_argument("--epochs", type=int, default=epochs)
+        p.add_argument("--batch-size", type=int, default=16)
+        p.add_argument("--lr", type=float, default=None, help="peak learning rate")
+        p.add_argument("--patience", type=int, default=8, help="early-stopping patience (epochs)")
+        p.add_argument("--seed", type=int, default=1234)
+        p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+        p.add_argument("--limit", type=int, help="use only this many images per subset (smoke tests)")
+        p.add_argument("--steps", type=int, help="steps per epoch (smoke tests)")
+        p.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+        p.set_defaults(func=_train)
+
+    ev = sub.add_parser("evaluate", help="score the models on val (choices) and test (record): models/metrics.json")
+    ev.add_argument("--data", help="dataset folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")
+    ev.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+    ev.add_argument("--out", help="metrics JSON to write (default: <models-dir>/metrics.json)")
+    ev.add_argument("--no-choose", action="store_true", help="keep the saved threshold and temperatures")
+    ev.add_argument("--busbra", help="BUS-BRA folder for the external check (default: $BUSBRA_DIR, else data/BUS-BRA)")
+    ev.set_defaults(func=_evaluate)
+
+    bu = sub.add_parser("bundle", help="the model bundle manifest (models/manifest.json)")
+    bsub = bu.add_subparsers(dest="bundle_command", required=True)
+    man = bsub.add_parser("manifest", help="write manifest.json: version, date, each model's input/output contract")
+    man.add_argument("--version", help="bundle version (default: keep the current one, else the package version)")
+    man.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+    man.set_defaults(func=_manifest)
+
+    pr = sub.add_parser("predict", help="segment and classify images; one JSON line per input")
+    pr.add_argument("paths", nargs="+", metavar="PATH", help="PNG, JPEG, BMP, TIFF or DICOM files")
+    pr.add_argument("--out", required=True, help="folder for the predicted masks (<stem>_mask.png)")
+    pr.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+    pr.set_defaults(func=_predict)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from pipeline.training.evaluate import evaluate
+
+    evaluate(paths.dataset_dir(args.data), models_dir=args.models_dir, out=args.out, choose=not args.no_choose,
+             busbra_root=paths.busbra_dir(args.busbra))
+    return 0
+
+
+def _manifest(args: argparse.Namespace) -> int:
+    import json
+
+    import pipeline
+    from pipeline.inference.bundle import MANIFEST_FILE, write_manifest
+
+    current = Path(args.models_dir) / MANIFEST_FILE
+    version = args.version or (json.loads(current.read_text()).get("version") if current.is_file() else None)
+    print(f"wrote {write_manifest(args.models_dir, version or pipeline.__version__)}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pipeline.cli.predict import run
+    from pipeline.inference.predictor import Predictor
+
+    return run(args.paths, args.out, Predictor(args.models_dir))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pipeline.training.train import train
+
+    name = "seg" if args.model == "seg" else args.input
+    weights = getattr(args, "weights", None)
+    train(name, paths.dataset_dir(args.data), epochs=args.epochs, batch_size=args.batch_size,
+          learning_rate=args.lr, backbone=getattr(args, "backbone", "lite2"),
+          weights=None if weights in (None, "none") else weights, patience=args.patience, seed=args.seed,
+          resume=args.resume, limit=args.limit, models_dir=args.models_dir, steps_per_epoch=args.steps,
+          arch=getattr(args, "arch", "lite2-unet"))
+    return 0

@@ -1,0 +1,1 @@
+"""Inference stage: the one Predictor, overlays, Grad-CAM, lesion measurements, reports."""

@@ -1,0 +1,288 @@
+"""The one inference path: a ``Predictor`` that loads the models once and answers for images.
+
+Pipeline per image: grayscale -> UNet mask (at the image's own size) -> baseline classifier on the
+whole frame and crop classifier on the lesion-centred crop of the predicted mask. The refined answer
+fuses the crop classifier with the whole-frame one (weight chosen on the validation split; weight 1 is
+the crop model alone). Flip test-time averaging and the softmax temperatures are also chosen on the
+validation split and stored in the model configs.
+
+Training (predicted masks for choosing the refined classifier's epochs), evaluation, the CLI, the
+dashboard, the HTTP API and the benchmarks all call this class: there is no second copy of
+segmentation, input preparation or fusion.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import paths, preprocess
+from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
+from pipeline.errors import ModelLoadError
+from pipeline.inference.bundle import check_model, read_manifest
+from pipeline.metrics import apply_temperature
+
+RESTORE_HINT = (
+    "The trained models ship with the project in models/: restore them with "
+    "`git checkout -- models/` (or `git lfs pull` if your clone uses LFS), or retrain with "
+    "`python -m pipeline train seg` and `python -m pipeline train cls --input raw|refined`."
+)
+ALL_MODELS = ("seg", "raw", "refined")
+BATCH = 16
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Everything the app, the CLI and the API report for one image."""
+
+    label: str
+    probabilities: dict[str, float]
+    baseline_label: str
+    baseline_probabilities: dict[str, float]
+    mask: np.ndarray  # uint8 0/1, same height and width as the input
+    lesion_fraction: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    # scope gate (pipeline.inference.scope): None when models/scope_gate.* is absent
+    in_scope: bool | None = None
+    scope_score: float | None = None  # out-of-distribution score; <= 1 is accepted
+    scope_reason: str | None = None  # why the image was judged out of scope (None when in scope)
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the refined model's label."""
+        return self.probabilities[self.label]
+
+    @property
+    def models_agree(self) -> bool:
+        """True when baseline and refined models give the same label."""
+        return self.label == self.baseline_label
+
+    def to_record(self) -> dict:
+        """The one JSON-ready record of a prediction (CLI lines, the report's prediction, the HTTP API)."""
+        record = {
+            "label": self.label,
+            "confidence": float(self.confidence),
+            "probabilities": {c: float(v) for c, v in self.probabilities.items()},
+            "baseline": {"label": self.baseline_label,
+                         "probabilities": {c: float(v) for c, v in self.baseline_probabilities.items()}},
+            "models_agree": self.models_agree,
+            "lesion_fraction": float(self.lesion_fraction),
+        }
+        record["in_scope"] = self.in_scope
+        record["scope_score"] = None if self.scope_score is None else round(float(self.scope_score), 4)
+        if self.in_scope is False:
+            record["scope_reason"] = self.scope_reason
+        return record
+
+
+@dataclass(frozen=True)
+class ClassifierOutputs:
+    """Per-image class probabilities of a batch: baseline, crop model alone, and the refined (fused) answer."""
+
+    baseline: np.ndarray
+    crop: np.ndarray
+    refined: np.ndarray
+
+
+def load_keras_model(path: Path):
+    """Load a ``.keras`` file in safe mode, or raise ModelLoadError with how to get it back."""
+    import keras
+
+    from pipeline.nets.losses import CUSTOM_OBJECTS
+
+    if not path.is_file():
+        raise ModelLoadError(f"model file missing: {path}. {RESTORE_HINT}")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True, custom_objects=CUSTOM_OBJECTS)
+    except Exception as exc:
+        raise ModelLoadError(f"model file {path} cannot be loaded ({type(exc).__name__}: {exc}). {RESTORE_HINT}") from exc
+
+
+def _batches(seq: Sequence, n: int = BATCH):
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+class Predictor:
+    """Loads the UNet and both classifiers once; every method is safe to call from several threads.
+
+    ``models`` picks a subset (e.g. ``("seg",)`` for segmentation only, as training uses it).
+    """
+
+    def __init__(self, models_dir: str | Path | None = None, models: Sequence[str] = ALL_MODELS):
+        import tensorflow as tf
+
+        self.models_dir = Path(models_dir) if models_dir else paths.models_dir()
+        self.manifest: dict = {}
+        self.configs: dict[str, ModelConfig] = {}
+        self._fns = {}
+        for name in models:
+            model = load_keras_model(model_path(name, self.models_dir))
+            self.manifest = self.manifest or read_manifest(self.models_dir)
+            check_model(name, model, self.manifest)
+            cfg_file = config_path(name, self.models_dir)
+            if not cfg_file.is_file():
+                raise ModelLoadError(f"model config missing: {cfg_file}. {RESTORE_HINT}")
+            self.configs[name] = ModelConfig.load(cfg_file)
+            self._fns[name] = tf.function(lambda x, m=model: m(x, training=False), reduce_retracing=True)
+            setattr(self, f"{name}_model", model)
+        self.scope = None  # the scope gate, when its files exist and the baseline classifier is loaded
+        if "raw" in self.configs:
+            self._load_scope_gate()
+        first = self.configs.get("raw") or next(iter(self.configs.values()))
+        self.classes: tuple[str, ...] = first.classes if "raw" in self.configs else CLASS_NAMES
+        self._lock = threading.Lock()
+
+    def _load_scope_gate(self) -> None:
+        """Load models/scope_gate.* when present (predictions work without it, with ``in_scope=None``)."""
+        from pipeline.inference.scope import ScopeGate
+
+        gate = ScopeGate.load(self.models_dir)
+        if gate is not None:
+            self._feature_fn(gate.feature_layer)
+            self.scope = gate
+
+    def _feature_fn(self, layer: str):
+        """One graph giving the baseline classifier's ``layer`` output and its probabilities (built once)."""
+        key = f"raw_features:{layer}"
+        if key not in self._fns:
+            import keras
+            import tensorflow as tf
+
+            model = self.raw_model
+            try:
+                pooled = model.get_layer(layer).output
+            except ValueError as exc:
+                raise ModelLoadError(f"scope gate: layer {layer!r} is not in the baseline classifier; refit the "
+                                     "gate with `python -m pipeline scope fit`") from exc
+            dual = keras.Model(model.inputs, [pooled, model.outputs[0]])
+            self._fns[key] = tf.function(lambda x, m=dual: m(x, training=False), reduce_retracing=True)
+        return self._fns[key]
+
+    # --- network calls --------------------------------------------------------------------------
+    def _run(self, name: str, batch: np.ndarray) -> np.ndarray:
+        with self._lock:  # one graph call at a time: identical results whatever the callers
+            return self._fns[name](batch).numpy()
+
+    def _run_tta(self, name: str, batch: np.ndarray, spatial: bool) -> np.ndarray:
+        """Outputs for ``batch``, averaged with the horizontal mirror (one call) when the config says so."""
+        if not self.configs[name].flip_tta:
+            return self._run(name, batch)
+        out = self._run(name, np.concatenate([batch, batch[:, :, ::-1]]))
+        plain, flipped = out[: len(batch)], out[len(batch):]
+        return (plain + (flipped[:, :, ::-1] if spatial else flipped)) / 2
+
+    # --- segmentation ---------------------------------------------------------------------------
+    def segment_probabilities(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Lesion probability maps resized to each image's own size (flip-averaged if configured)."""
+        size, out = self.configs["seg"].image_size, []
+        for chunk in _batches(grays):
+            probs = self._run_tta("seg", np.stack([preprocess.seg_input(g, size) for g in chunk]), spatial=True)
+            out += [preprocess.resize_probability(p, g.shape) for p, g in zip(probs, chunk)]
+        return out
+
+    def segment_batch(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Predicted 0/1 masks at each image's own size."""
+        thr = self.configs["seg"].threshold
+        return [(p >= thr).astype(np.uint8) for p in self.segment_probabilities(grays)]
+
+    def _run_features(self, batch: np.ndarray, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """(features, probabilities) of the baseline classifier in one call, flip-averaged like ``raw``."""
+        fn = self._feature_fn(layer)
+        tta = self.configs["raw"].flip_tta
+        x = np.concatenate([batch, batch[:, :, ::-1]]) if tta else batch
+        with self._lock:
+            feats, probs = (t.numpy() for t in fn(x))
+        if tta:
+            n = len(batch)
+            feats, probs = (feats[:n] + feats[n:]) / 2, (probs[:n] + probs[n:]) / 2
+        return feats, probs
+
+    def baseline_features(self, grays: Sequence[np.ndarray], layer: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pooled encoder features (``layer``, default the gate's) and untempered baseline probabilities."""
+        from pipeline.inference.scope import FEATURE_LAYER
+
+        layer = layer or (self.scope.feature_layer if self.scope else FEATURE_LAYER)
+        size, feats, probs = self.configs["raw"].image_size, [], []
+        for chunk in _batches(grays):
+            f, p = self._run_features(np.stack([preprocess.cls_input(g, size) for g in chunk]), layer)
+            feats.append(f)
+            probs.append(p)
+        return np.concatenate(feats), np.concatenate(probs)
+
+    # --- classification -------------------------------------------------------------------------
+    def model_probabilities(self, name: str, inputs: np.ndarray) -> np.ndarray:
+        """Untempered probabilities of classifier ``name`` ("raw" or "refined") for prepared inputs."""
+        return np.concatenate([self._run_tta(name, chunk, spatial=False) for chunk in _batches(inputs)])
+
+    def combine(self, base: np.ndarray, crop: np.ndarray, temper: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(baseline, refined) probabilities from the two classifiers' untempered outputs."""
+        w = self.configs["refined"].fusion_weight
+        refined = w * crop + (1 - w) * base
+        if not temper:
+            return base, refined
+        return (apply_temperature(base, self.configs["raw"].temperature),
+                apply_temperature(refined, self.configs["refined"].temperature))
+
+    def classify_batch(self, grays: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                       temper: bool = True) -> ClassifierOutputs:
+        """Baseline, crop and refined probabilities for grayscale images and their (predicted) masks."""
+        return self._classify(grays, masks, temper)[0]
+
+    def _classify(self, grays: Sequence[np.ndarray], masks: Sequence[np.ndarray], temper: bool = True,
+                  features: bool = False) -> tuple[ClassifierOutputs, np.ndarray | None]:
+        """``classify_batch``, plus the baseline's pooled features from the same network pass when asked."""
+        raw_size, crop_size = self.configs["raw"].image_size, self.configs["refined"].image_size
+        if features:
+            feats, base = self.baseline_features(grays)
+        else:
+            feats = None
+            base = self.model_probabilities("raw", np.stack([preprocess.cls_input(g, raw_size) for g in grays]))
+        crop = self.model_probabilities(
+            "refined", np.stack([preprocess.refined_input(g, m, crop_size) for g, m in zip(grays, masks)]))
+        baseline, refined = self.combine(base, crop, temper=temper)
+        return ClassifierOutputs(baseline, crop, refined), feats
+
+    # --- one image ------------------------------------------------------------------------------
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Segment and classify one image (grayscale, RGB or RGBA uint8 array).
+
+        With the scope gate loaded, also says whether the image looks like a breast-ultrasound frame
+        (``in_scope``); an RGB(A) input lets the gate see colour. The label is computed either way.
+        """
+        t0 = time.perf_counter()
+        arr = np.asarray(image)
+        gray = preprocess.to_gray(arr)
+        if gray.dtype != np.uint8:
+            raise TypeError(f"expected a uint8 image, got {gray.dtype}")
+        mask = self.segment_batch([gray])[0]
+        t1 = time.perf_counter()
+        out, feats = self._classify([gray], [mask], features=self.scope is not None)
+        t2 = time.perf_counter()
+        base, refined = out.baseline[0], out.refined[0]
+        timings = {"segmentation": (t1 - t0) * 1e3, "classification": (t2 - t1) * 1e3}
+        scope = None
+        if self.scope is not None:
+            scope = self.scope.check(gray, feats[0], rgb=arr[:, :, :3] if arr.ndim == 3 and arr.shape[2] >= 3 else None)
+            timings["scope"] = (time.perf_counter() - t2) * 1e3
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+
+        def as_dict(p: np.ndarray) -> dict[str, float]:
+            return {c: float(v) for c, v in zip(self.classes, p)}
+
+        return Prediction(
+            label=self.classes[int(np.argmax(refined))], probabilities=as_dict(refined),
+            baseline_label=self.classes[int(np.argmax(base))], baseline_probabilities=as_dict(base),
+            mask=mask, lesion_fraction=float(mask.mean()), timings_ms=timings,
+            in_scope=None if scope is None else scope.in_scope,
+            scope_score=None if scope is None else scope.score,
+            scope_reason=None if scope is None else scope.reason,
+        )
+
+
+__all__ = ["CLASS_NAMES", "ClassifierOutputs", "Prediction", "Predictor", "load_keras_model"]

@@ -1,0 +1,82 @@
+"""The JSON report of one diagnosis: everything the Diagnose page shows, in plain data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+DISCLAIMER = (
+    "Research tool, not a medical device. Predictions are not a diagnosis and must not "
+    "guide clinical decisions."
+)
+REPORT_VERSION = 2  # 2: the prediction section is the shared prediction record
+
+
+def _clean(value: Any) -> Any:
+    """Make numpy scalars, tuples and non-finite floats JSON-safe (recursively)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    return value
+
+
+def model_versions(configs: dict) -> dict:
+    """What identifies each model: backbone, initialisation, epochs, threshold/temperature, notes."""
+    out = {}
+    for name, cfg in configs.items():
+        d = asdict(cfg) if not isinstance(cfg, dict) else dict(cfg)
+        out[name] = {k: d.get(k) for k in ("name", "backbone", "initialisation", "image_size", "trained_epochs",
+                                            "best_epoch", "threshold", "temperature", "split_file", "seed")}
+    return out
+
+
+def build_report(*, file_name: str | None, source: str, image_shape: tuple[int, int],
+                 prediction: dict, measurements: dict,
+                 warnings: list[str] | tuple[str, ...] = (), true_label: str | None = None,
+                 dice: float | None = None, iou: float | None = None, gradcam: dict | None = None,
+                 configs: dict | None = None, models_dir: str | None = None,
+                 timings_ms: dict | None = None, display: dict | None = None,
+                 disclaimer: str = DISCLAIMER, now: dt.datetime | None = None) -> dict:
+    """A JSON-serialisable dict of one image's results (see README, Diagnose page).
+
+    ``prediction`` is ``Prediction.to_record()``: the same record the CLI and the HTTP API give.
+    """
+    label, baseline_label = prediction["label"], prediction["baseline"]["label"]
+    report = {
+        "report_version": REPORT_VERSION,
+        "disclaimer": disclaimer,
+        "generated": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+        "input": {"file_name": file_name, "source": source,
+                  "height": int(image_shape[0]), "width": int(image_shape[1]), "warnings": list(warnings)},
+        "prediction": prediction,
+        "measurements": measurements,
+        "ground_truth": None,
+        "gradcam": gradcam,
+        "display": display,
+        "models": {"folder": models_dir, "versions": model_versions(configs or {})},
+        "timings_ms": timings_ms,
+    }
+    if true_label is not None or dice is not None:
+        report["ground_truth"] = {
+            "label": true_label, "dice": dice, "iou": iou,
+            "refined_correct": None if true_label is None else label == true_label,
+            "baseline_correct": None if true_label is None else baseline_label == true_label,
+        }
+    return _clean(report)
+
+
+def to_json(report: dict) -> str:
+    """Pretty JSON text of a report (strict: no NaN)."""
+    return json.dumps(report, indent=2, allow_nan=False) + "\n"

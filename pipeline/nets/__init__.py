@@ -1,0 +1,1 @@
+"""Networks: UNet and EfficientNet builders, the EfficientNet-Lite2 port, losses."""

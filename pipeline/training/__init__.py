@@ -1,0 +1,1 @@
+"""Training stage: train, augment, evaluate (val choices, test record), model card."""

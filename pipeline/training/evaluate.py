@@ -1,0 +1,215 @@
+"""``python -m pipeline evaluate``: score the committed models, writing ``models/metrics.json``.
+
+Order of work, so the test split is only recorded, never used to choose:
+1. validation split: choose the UNet's mask threshold (best mean Dice on lesion images) and each
+   classifier's softmax temperature (lowest negative log-likelihood); both are saved in the configs;
+   then whether to average each classifier with its horizontally flipped input, the weight of the
+   crop classifier in the refined answer (the rest is the whole-frame classifier), all by val log-loss;
+2. test split: one pass with those choices, end to end (the refined classifier sees the crop of the
+   UNet's predicted mask, never the ground truth).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import metrics, paths
+from pipeline.config import config_path, model_path
+from pipeline.data.items import labels, load_items
+from pipeline.inference.predictor import Predictor
+from pipeline.paths import MODELS_DIR, PROJECT_ROOT, SPLIT_CSV
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+FUSION_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
+
+
+def sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def infer(predictor: Predictor, items, temper: bool = True, masks: list[np.ndarray] | None = None) -> dict:
+    """Predicted masks and baseline/crop/refined probabilities for ``items``, through the Predictor.
+
+    Probabilities are un-tempered if ``temper`` is False; ``masks`` skips segmentation when given.
+    """
+    grays = [it.gray for it in items]
+    if masks is None:
+        masks = predictor.segment_batch(grays)
+    out = predictor.classify_batch(grays, masks, temper=temper)
+    return {"masks": masks, "raw": out.baseline, "crop": out.crop, "refined": out.refined}
+
+
+def _relative(path: str | Path) -> str:
+    p = Path(path).resolve()
+    return str(p.relative_to(PROJECT_ROOT)) if p.is_relative_to(PROJECT_ROOT) else str(path)
+
+
+def _nll(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1)).mean())
+
+
+def segmentation_report(items, masks) -> dict:
+    """Dice/IoU on lesion images (mean and per image), false-positive rate on normal images, pixel accuracy."""
+    lesion = [(it, m) for it, m in zip(items, masks) if it.mask.any()]
+    normal = [(it, m) for it, m in zip(items, masks) if not it.mask.any()]
+    dices = [metrics.dice(m, it.mask) for it, m in lesion]
+    ious = [metrics.iou(m, it.mask) for it, m in lesion]
+    return {
+        "lesion_images": len(lesion),
+        "dice_mean": float(np.mean(dices)) if dices else None,
+        "dice_median": float(np.median(dices)) if dices else None,
+        "iou_mean": float(np.mean(ious)) if ious else None,
+        "normal_images": len(normal),
+        "normal_false_positive_rate": float(np.mean([m.any() for _, m in normal])) if normal else None,
+        "normal_mean_predicted_fraction": float(np.mean([m.mean() for _, m in normal])) if normal else None,
+        "pixel_accuracy_all": float(np.mean([metrics.pixel_accuracy(m, it.mask) for it, m in zip(items, masks)])),
+        "per_image": {it.image: {"dice": d, "iou": i} for (it, _), d, i in zip(lesion, dices, ious)},
+    }
+
+
+def compare(res: dict, y: np.ndarray) -> dict:
+    """Refined minus baseline accuracy on the same images: bootstrap 95% interval and exact McNemar p-value."""
+    return metrics.paired_accuracy_difference(y, res["raw"].argmax(1), res["refined"].argmax(1))
+
+
+def external_busbra(predictor: Predictor, root: str | Path, subset: str = "test") -> dict:
+    """Score the models on BUS-BRA's held-out fold (other country, other scanners; no normal class).
+
+    Classes are BUSI's three: predicting "normal" for a BUS-BRA lesion counts as wrong. Also reported:
+    malignant-vs-benign AUC from P(malignant), lesion Dice, and accuracy per scanner.
+    """
+    from pipeline.data import busbra
+    from pipeline.data.items import load_busbra_items
+
+    items = load_busbra_items(root, subset)
+    index = busbra.read_index(root).set_index("image")
+    print(f"external check: BUS-BRA {subset} fold, {len(items)} images", flush=True)
+    res = infer(predictor, items)
+    y = labels(items)
+    seg = segmentation_report(items, res["masks"])
+    seg.pop("per_image")
+    out = {"dataset": "BUS-BRA", "subset": subset, "fold": busbra.HELD_OUT_FOLD, "images": len(items),
+           "patients": int(index.loc[[it.image for it in items], "case"].nunique()),
+           "segmentation": seg, "classifiers": {}, "comparison": compare(res, y), "per_scanner": {}}
+    malignant = predictor.classes.index("malignant")
+    scanners = np.array([busbra.scanner(index.at[it.image, "device"]) for it in items])
+    for key, name in (("baseline", "raw"), ("refined", "refined")):
+        rep = metrics.classification_report(res[name], y, predictor.classes)
+        fpr, tpr = metrics.roc_curve(y == malignant, res[name][:, malignant])
+        rep["malignant_vs_benign_auc"] = metrics.auc(fpr, tpr)
+        rep["predicted_normal"] = int((res[name].argmax(1) == predictor.classes.index("normal")).sum())
+        out["classifiers"][key] = rep
+        for s in sorted(set(scanners)):
+            sel = scanners == s
+            out["per_scanner"].setdefault(s, {"images": int(sel.sum())})[key] = float(
+                (res[name][sel].argmax(1) == y[sel]).mean())
+    print(f"BUS-BRA {subset}: Dice {seg['dice_mean']:.3f}, baseline acc {out['classifiers']['baseline']['accuracy']:.3f}, "
+          f"refined acc {out['classifiers']['refined']['accuracy']:.3f}", flush=True)
+    return out
+
+
+def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: str | Path = SPLIT_CSV,
+             out: str | Path | None = None, choose: bool = True, busbra_root: str | Path | None = None) -> dict:
+    """Choose thresholds/temperatures on val (if ``choose``), score val and test, write metrics JSON.
+
+    With ``busbra_root`` (BUS-BRA present), also the external check on BUS-BRA's held-out fold.
+    """
+    models_dir = Path(models_dir)
+    predictor = Predictor(models_dir)
+    val = load_items(root, "val", split_csv)
+    test = load_items(root, "test", split_csv)
+    print(f"evaluating on {len(val)} validation and {len(test)} test images", flush=True)
+    if choose:
+        seg_cfg = predictor.configs["seg"]
+        lesion_idx = [i for i, it in enumerate(val) if it.mask.any()]
+        dice_by = {}
+        for flip in (False, True):
+            seg_cfg.flip_tta = flip
+            maps = predictor.segment_probabilities([it.gray for it in val])
+            for t in THRESHOLDS:
+                dice_by[(flip, t)] = float(np.mean([metrics.dice(maps[i] >= t, val[i].mask) for i in lesion_idx]))
+        seg_cfg.flip_tta, seg_cfg.threshold = max(dice_by, key=lambda k: (dice_by[k], -abs(k[1] - 0.5), not k[0]))
+        mean_dice = {f"{t}{' flip' if f else ''}": v for (f, t), v in dice_by.items()}
+        seg_cfg.notes["val_dice_by_threshold"] = mean_dice
+        y_val = labels(val)
+        val_masks = predictor.segment_batch([it.gray for it in val])  # refined inputs follow the chosen mask settings
+        nll_by_flip = {}
+        for flip in (False, True):  # flip test-time augmentation: keep it only if val log-loss drops
+            for name in ("raw", "refined"):
+                predictor.configs[name].flip_tta = flip
+                predictor.configs[name].fusion_weight = 1.0
+            res = infer(predictor, val, temper=False, masks=val_masks)
+            nll_by_flip[flip] = _nll(res["raw"], y_val) + _nll(res["crop"], y_val)
+        flip = nll_by_flip[True] < nll_by_flip[False]
+        for name in ("raw", "refined"):
+            predictor.configs[name].flip_tta = flip
+        res = infer(predictor, val, temper=False, masks=val_masks)
+        nll_by_weight = {w: _nll(w * res["crop"] + (1 - w) * res["raw"], y_val) for w in FUSION_WEIGHTS}
+        weight = min(FUSION_WEIGHTS, key=lambda w: (nll_by_weight[w], -w))
+        predictor.configs["refined"].fusion_weight = weight
+        predictor.configs["refined"].notes["val_nll_by_fusion_weight"] = nll_by_weight
+        predictor.configs["raw"].notes["val_nll_by_flip_tta"] = {str(k): v for k, v in nll_by_flip.items()}
+        predictor.configs["raw"].temperature = metrics.fit_temperature(res["raw"], y_val)
+        fused = predictor.combine(res["raw"], res["crop"], temper=False)[1]
+        predictor.configs["refined"].temperature = metrics.fit_temperature(fused, y_val)
+        for name, cfg in predictor.configs.items():
+            cfg.save(config_path(name, models_dir))
+        print(f"chosen on val: mask threshold {seg_cfg.threshold} (flip {seg_cfg.flip_tta}), classifier flip TTA {flip}, "
+              f"fusion weight {weight}, temperatures "
+              f"raw {predictor.configs['raw'].temperature:.3f}, refined {predictor.configs['refined'].temperature:.3f}",
+              flush=True)
+    result = {
+        "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": "python -m pipeline evaluate",
+        "environment": {"python": platform.python_version(), "machine": platform.machine()},
+        "split_file": _relative(split_csv),
+        "split_sha256": sha256(split_csv),
+        "models": {n: {"file": model_path(n, models_dir).name, "sha256": sha256(model_path(n, models_dir)),
+                       "backbone": c.backbone, "initialisation": c.initialisation, "best_epoch": c.best_epoch}
+                   for n, c in predictor.configs.items()},
+        "choices": {"made_on": "val", "mask_threshold": predictor.configs["seg"].threshold,
+                    "val_dice_by_threshold": predictor.configs["seg"].notes.get("val_dice_by_threshold"),
+                    "temperature": {n: predictor.configs[n].temperature for n in ("raw", "refined")},
+                    "flip_tta": {n: c.flip_tta for n, c in predictor.configs.items()},
+                    "fusion_weight": predictor.configs["refined"].fusion_weight,
+                    "val_nll_by_fusion_weight": predictor.configs["refined"].notes.get("val_nll_by_fusion_weight")},
+        "segmentation": {}, "classifiers": {"baseline": {}, "refined": {}}, "comparison": {}, "external": {},
+        "per_image": {},
+    }
+    for subset, items in (("val", val), ("test", test)):
+        res = infer(predictor, items)
+        seg = segmentation_report(items, res["masks"])
+        result["segmentation"][subset] = seg
+        for key, name in (("baseline", "raw"), ("refined", "refined")):
+            result["classifiers"][key][subset] = metrics.classification_report(res[name], labels(items), predictor.classes)
+        result["per_image"][subset] = [
+            {"image": it.image, "label": predictor.classes[it.label],
+             "dice": seg["per_image"].get(it.image, {}).get("dice"),
+             "iou": seg["per_image"].get(it.image, {}).get("iou"),
+             "predicted_lesion_fraction": float(m.mean()),
+             "baseline": {c: round(float(v), 6) for c, v in zip(predictor.classes, pb)},
+             "refined": {c: round(float(v), 6) for c, v in zip(predictor.classes, pr)}}
+            for it, m, pb, pr in zip(items, res["masks"], res["raw"], res["refined"])
+        ]
+        seg.pop("per_image")
+        result["comparison"][subset] = compare(res, labels(items))
+        print(f"{subset}: Dice {seg['dice_mean']:.3f}, normal FP rate {seg['normal_false_positive_rate']:.3f}, "
+              f"baseline acc {result['classifiers']['baseline'][subset]['accuracy']:.3f}, "
+              f"refined acc {result['classifiers']['refined'][subset]['accuracy']:.3f}", flush=True)
+    if busbra_root is not None and paths.busbra_available(busbra_root):
+        result["external"]["busbra_test"] = external_busbra(predictor, busbra_root)
+    out = Path(out) if out else models_dir / "metrics.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}", flush=True)
+    if out == models_dir / "metrics.json":
+        from pipeline.training.model_card import write_card
+
+        print(f"wrote {write_card(models_dir)}", flush=True)
+    return result

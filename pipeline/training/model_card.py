@@ -1,0 +1,139 @@
+"""Render ``models/MODEL_CARD.md`` from ``metrics.json`` and the model configs, so its numbers stay true."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.config import ModelConfig, config_path
+from pipeline.paths import MODELS_DIR
+
+INTENDED_USE = (
+    "Research and teaching only: exploring how a segmentation model can help an image classifier on "
+    "breast ultrasound. Not a medical device, not validated for clinical use, and not to be used for "
+    "diagnosis or patient management."
+)
+
+
+def _f(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _flips(flags: dict | None) -> str:
+    if not flags:
+        return "off"
+    on = [n for n, v in flags.items() if v]
+    return "on for " + ", ".join(on) if on else "off"
+
+
+def _weights(nll: dict | None) -> str:
+    if not nll:
+        return "n/a"
+    return ", ".join(f"{w}: log-loss {v:.3f}" for w, v in nll.items())
+
+
+def _class_table(report: dict) -> list[str]:
+    rows = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for name, s in report["per_class"].items():
+        rows.append(f"| {name} | {_f(s['precision'])} | {_f(s['recall'])} | {_f(s['f1'])} | {s['support']} |")
+    return rows
+
+
+def render(metrics: dict, configs: dict[str, ModelConfig], extra: str = "") -> str:
+    """Markdown model card."""
+    seg_t, seg_v = metrics["segmentation"]["test"], metrics["segmentation"]["val"]
+    cls = metrics["classifiers"]
+    lines = [
+        "# Model card: BUSI lesion segmentation and three-class classification",
+        "",
+        f"Generated from `models/metrics.json` ({metrics['generated']}) by `python -m pipeline evaluate`.",
+        "",
+        "## Intended use",
+        INTENDED_USE,
+        "",
+        "## Data and split",
+        "BUSI (Al-Dhabyani et al., Data in Brief 2020): 780 images (benign 437, malignant 210, normal 133) "
+        "from Baheya Hospital, Cairo, 2018. Split `data/splits/busi.csv` "
+        f"(sha256 `{metrics['split_sha256'][:12]}…`): stratified by class, 70/15/15, near-duplicate groups "
+        "kept inside one subset, cross-label duplicate groups in train only, fixed seed.",
+        f"Validation: {cls['refined']['val']['n']} images; test: {cls['refined']['test']['n']} images.",
+        "",
+        "## Models",
+        "| model | file | architecture | initialisation | input | best epoch / trained |",
+        "|---|---|---|---|---|---|",
+    ]
+    names = {"seg": "segmentation", "raw": "baseline classifier", "refined": "refined classifier"}
+    for key, cfg in configs.items():
+        info = metrics["models"][key]
+        inp = {"seg": f"grayscale {cfg.image_size}x{cfg.image_size}",
+               "raw": f"whole frame {cfg.image_size}x{cfg.image_size}",
+               "refined": f"lesion-centred crop of the predicted mask, {cfg.image_size}x{cfg.image_size}"}[key]
+        lines.append(f"| {names[key]} | `{info['file']}` | {cfg.backbone} | {cfg.initialisation} | {inp} | "
+                     f"{cfg.best_epoch} / {cfg.trained_epochs} |")
+    lines += [
+        "",
+        "Training (all models): AdamW (weight decay 1e-4), cosine learning-rate schedule, batch 16, seed "
+        f"{configs['seg'].seed}, augmentation: horizontal flips, rotations ±12°, shifts ±6%, scale 0.9-1.12, "
+        "gamma/contrast/brightness, multiplicative speckle noise. Segmentation loss: BCE + Dice. "
+        "Classifiers: cross-entropy with label smoothing 0.05 and balanced class weights; the refined "
+        "classifier trains on crops of jittered ground-truth masks (sometimes dropped, sometimes a random "
+        "box on normal images) to learn to live with segmentation errors. Early stopping on the "
+        "validation split (Dice for the UNet, macro-F1 for the classifiers); the best validation epoch is shipped.",
+        "",
+        "Choices made on the validation split only (by mean Dice for the mask, by log-loss for the rest): "
+        f"mask threshold {metrics['choices']['mask_threshold']}; horizontal-flip test-time averaging "
+        f"{_flips(metrics['choices'].get('flip_tta'))}; weight of the crop classifier in the refined answer "
+        f"{metrics['choices'].get('fusion_weight', 1.0)} (the rest is the whole-frame classifier; candidates "
+        f"{_weights(metrics['choices'].get('val_nll_by_fusion_weight'))}); softmax temperatures baseline "
+        f"{metrics['choices']['temperature']['raw']:.3f} and refined {metrics['choices']['temperature']['refined']:.3f}.",
+        "",
+        "## Results on the test split (touched once, after all choices)",
+        "",
+        "### Segmentation",
+        f"- Lesion images ({seg_t['lesion_images']}): Dice {_f(seg_t['dice_mean'])} (median {_f(seg_t['dice_median'])}), "
+        f"IoU {_f(seg_t['iou_mean'])}.",
+        f"- Normal images ({seg_t['normal_images']}): any lesion predicted in "
+        f"{_f(100 * seg_t['normal_false_positive_rate'], 1)}% "
+        f"of them (mean predicted area {_f(100 * seg_t['normal_mean_predicted_fraction'], 2)}% of the frame).",
+        f"- Pixel accuracy over all test images {_f(seg_t['pixel_accuracy_all'])} (dominated by background: "
+        "reported only to compare with published 'segmentation accuracy').",
+        f"- Validation: Dice {_f(seg_v['dice_mean'])}, normal false-positive rate {_f(seg_v['normal_false_positive_rate'])}.",
+        "",
+        "### Classification (end to end: the refined model sees the UNet's predicted mask)",
+        "| model | accuracy | macro-F1 | macro AUC | ECE |",
+        "|---|---|---|---|---|",
+    ]
+    for key in ("baseline", "refined"):
+        r = cls[key]["test"]
+        lines.append(f"| {key} | {_f(r['accuracy'])} | {_f(r['macro_f1'])} | {_f(r['macro_auc'])} | {_f(r['ece'])} |")
+    for key in ("baseline", "refined"):
+        lines += ["", f"{key.capitalize()} per class (test):", "", *_class_table(cls[key]["test"])]
+        lines += ["", f"Confusion matrix (rows true, columns predicted; {', '.join(cls[key]['test']['per_class'])}): "
+                  f"`{cls[key]['test']['confusion_matrix']}`"]
+    lines += [
+        "",
+        "## Limits",
+        "- One dataset, one hospital, one period: performance on other scanners and populations is unknown "
+        "and likely lower. The test split has only "
+        f"{cls['refined']['test']['n']} images: a difference of one image is "
+        f"{100 / cls['refined']['test']['n']:.1f} accuracy points.",
+        "- BUSI images carry burned-in annotations (calipers, text) in many frames; the models may use them.",
+        "- Near-duplicates were grouped by thumbnail correlation (threshold 0.92); duplicates that differ "
+        "more (other crops of the same lesion) may remain across subsets.",
+        "- Labels are BUSI's; some duplicate images carry conflicting labels (kept in train).",
+    ]
+    if extra:
+        lines += ["", extra.strip()]
+    return "\n".join(lines) + "\n"
+
+
+def write_card(models_dir: str | Path = MODELS_DIR, extra_file: str | Path | None = None) -> Path:
+    """Write MODEL_CARD.md beside the models from their metrics.json and configs."""
+    models_dir = Path(models_dir)
+    metrics = json.loads((models_dir / "metrics.json").read_text())
+    configs = {n: ModelConfig.load(config_path(n, models_dir)) for n in ("seg", "raw", "refined")}
+    extra_path = Path(extra_file) if extra_file else models_dir / "TRAINING_NOTES.md"
+    extra = extra_path.read_text() if extra_path.is_file() else ""
+    out = models_dir / "MODEL_CARD.md"
+    out.write_text(render(metrics, configs, extra))
+    return out

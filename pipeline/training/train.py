@@ -1,0 +1,238 @@
+"""Training: ``python -m pipeline train seg`` and ``python -m pipeline train cls --input raw|refined``.
+
+Seeds fixed; the config is saved beside the model; progress per epoch; a checkpoint every epoch
+(``models/checkpoints/<name>/last.keras`` + ``state.json``) so ``--resume`` continues where a run
+stopped; early stopping on the validation split; the best epoch is exported to ``models/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import pipeline
+from pipeline import preprocess
+from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
+from pipeline.data.items import Item, load_items
+from pipeline.inference.bundle import record_model
+from pipeline.paths import MODELS_DIR, SPLIT_CSV
+from pipeline.training import augment
+
+
+def seed_everything(seed: int) -> None:
+    """Fix Python, NumPy and backend seeds."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def _batches_class():
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        """Batches built on the fly from in-memory items, augmented for training."""
+
+        def __init__(self, items, make, batch_size, train, seed):
+            super().__init__()
+            self.items, self.make, self.batch_size, self.train = items, make, batch_size, train
+            self.rng = np.random.default_rng(seed)
+            self.order = np.arange(len(items))
+            if train:
+                self.rng.shuffle(self.order)
+
+        def __len__(self):
+            return math.ceil(len(self.items) / self.batch_size)
+
+        def __getitem__(self, i):
+            idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+            xs, ys = zip(*(self.make(self.items[j], self.rng if self.train else None) for j in idx))
+            return np.stack(xs), np.stack(ys)
+
+        def on_epoch_end(self):
+            if self.train:
+                self.rng.shuffle(self.order)
+
+    return Batches
+
+
+def seg_example(item: Item, rng: np.random.Generator | None):
+    """(input, target) for the UNet; augmented when ``rng`` is given."""
+    size = preprocess.SEG_SIZE
+    gray = item.gray if item.gray_small is None else item.gray_small
+    mask = item.mask if item.mask_small is None else item.mask_small
+    if rng is not None:
+        gray, mask = augment.geometric(gray, mask, rng)
+        gray = augment.photometric(gray, rng)
+    return preprocess.seg_input(gray, size), preprocess.seg_target(mask, size)
+
+
+def cls_example(item: Item, rng: np.random.Generator | None, refined: bool):
+    """(input, one-hot) for a classifier. For ``refined``, the crop follows the ground-truth mask
+    in training, jittered (and sometimes dropped, or replaced by a random box on normal images)
+    so the network learns to cope with the UNet's errors it will meet at inference."""
+    gray, mask = item.gray, item.mask
+    if refined:
+        if rng is not None:
+            if mask.any():
+                mask = np.zeros_like(mask) if rng.random() < 0.1 else augment.jitter_mask(mask, rng)
+            elif rng.random() < 0.15:
+                h, w = mask.shape
+                bh, bw = int(h * rng.uniform(0.1, 0.3)), int(w * rng.uniform(0.1, 0.3))
+                y, x = int(rng.integers(0, h - bh)), int(rng.integers(0, w - bw))
+                mask = mask.copy()
+                mask[y:y + bh, x:x + bw] = 1
+        gray = preprocess.crop_to_lesion(gray, mask)
+    if rng is not None:
+        gray, _ = augment.geometric(gray, None, rng)
+        gray = augment.photometric(gray, rng)
+    y = np.zeros(len(CLASS_NAMES), np.float32)
+    y[item.label] = 1.0
+    return preprocess.cls_input(gray), y
+
+
+def _use_predicted_masks(items: list[Item], models_dir: Path) -> None:
+    """Give validation items the masks the Predictor predicts (same flip averaging and threshold as in use), so
+    the refined classifier's epochs are chosen on the input it meets in the app (ground-truth crops would
+    give "normal" away by the whole frame alone)."""
+    from pipeline.inference.predictor import Predictor
+
+    seg_file = model_path("seg", models_dir)
+    if not seg_file.is_file():
+        print(f"warning: {seg_file} not found: validating the refined classifier on ground-truth crops", flush=True)
+        return
+    masks = Predictor(models_dir, models=("seg",)).segment_batch([it.gray for it in items])
+    for it, mask in zip(items, masks):
+        it.mask = mask
+    print(f"validation crops follow the masks predicted by {seg_file.name} through the Predictor", flush=True)
+
+
+def export_model(checkpoint: str | Path, out: str | Path) -> Path:
+    """Copy a checkpoint to ``out`` without its optimizer state (a third of the size)."""
+    import keras
+
+    keras.models.load_model(checkpoint, compile=False).save(out)
+    return Path(out)
+
+
+def class_weights(items: list[Item]) -> dict[int, float]:
+    """Balanced class weights n / (k * count)."""
+    counts = np.bincount([it.label for it in items], minlength=len(CLASS_NAMES))
+    return {i: float(len(items) / (len(CLASS_NAMES) * c)) for i, c in enumerate(counts) if c}
+
+
+def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16, learning_rate: float | None = None,
+          backbone: str = "lite2", weights: str | None = "imagenet", patience: int = 8, seed: int = 1234,
+          resume: bool = False, limit: int | None = None, models_dir: str | Path = MODELS_DIR,
+          steps_per_epoch: int | None = None, split_csv: str | Path = SPLIT_CSV, arch: str = "lite2-unet") -> ModelConfig:
+    """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
+
+    ``arch`` (segmentation only): "lite2-unet" (ImageNet Lite2 encoder) or "unet16" (from scratch).
+    """
+    import keras
+
+    from pipeline.nets import losses, networks
+
+    seed_everything(seed)
+    models_dir = Path(models_dir)
+    ckpt_dir = models_dir / "checkpoints" / name
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    train_items = load_items(root, "train", split_csv, limit)
+    val_items = load_items(root, "val", split_csv, limit)
+    print(f"{name}: {len(train_items)} training and {len(val_items)} validation images", flush=True)
+
+    if name == "seg":
+        size = preprocess.SEG_SIZE
+        for it in train_items + val_items:  # augment at network resolution: 5x cheaper
+            it.gray_small = cv2.resize(it.gray, (size, size), interpolation=cv2.INTER_AREA)
+            it.mask_small = (preprocess.seg_target(it.mask, size)[:, :, 0]).astype(np.uint8)
+        make = seg_example
+        lr = learning_rate or 1e-3
+        if arch == "unet16":
+            def build():
+                return networks.build_unet(size), "random (Glorot uniform)"
+        elif arch == "lite2-unet":
+            build = partial(networks.build_lite2_unet, size, weights)
+        else:
+            raise ValueError(f"unknown segmentation architecture {arch!r}")
+        compile_kw = dict(loss=losses.bce_dice_loss, metrics=[losses.dice_metric])
+        monitor, mode, weights_arg = "val_dice_metric", "max", None
+        cfg = ModelConfig(name="seg", image_size=size, backbone=arch, threshold=preprocess.MASK_THRESHOLD)
+    else:
+        refined = name == "refined"
+        if refined:
+            _use_predicted_masks(val_items, models_dir)
+        make = partial(cls_example, refined=refined)
+        lr = learning_rate or 3e-4
+        build = partial(networks.build_classifier, backbone, preprocess.CLS_SIZE, weights)
+        compile_kw = dict(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05),
+                          metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")])
+        monitor, mode, weights_arg = "val_macro_f1", "max", class_weights(train_items)
+        cfg = ModelConfig(name=name, image_size=preprocess.CLS_SIZE, backbone=backbone)
+    cfg.seed, cfg.epochs, cfg.batch_size, cfg.learning_rate = seed, epochs, batch_size, lr
+
+    state_file = ckpt_dir / "state.json"
+    initial_epoch, best = 0, None
+    if resume and (ckpt_dir / "last.keras").is_file() and state_file.is_file():
+        state = json.loads(state_file.read_text())
+        model = keras.models.load_model(ckpt_dir / "last.keras")
+        initial_epoch, best = state["epoch"], state.get("best")
+        cfg.initialisation = state.get("initialisation", "unknown")
+        print(f"resuming {name} after epoch {initial_epoch}", flush=True)
+    else:
+        model, cfg.initialisation = build()
+        model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=1e-4), **compile_kw)
+
+    def schedule(epoch, _lr):
+        warm = 1 if name != "seg" else 0
+        if epoch < warm:
+            return lr * 0.3
+        return float(lr * 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / epochs)) + lr * 0.01)
+
+    Batches = _batches_class()
+    train_data = Batches(train_items, make, batch_size, True, seed)
+    val_data = Batches(val_items, make, batch_size, False, seed)
+
+    class Checkpoint(keras.callbacks.Callback):
+        """Save last.keras + state.json every epoch and best.keras when the monitored value improves."""
+
+        def __init__(self, best_value):
+            super().__init__()
+            self.best = best_value
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = float(logs[monitor])
+            self.model.save(ckpt_dir / "last.keras")
+            improved = self.best is None or (value > self.best["value"] if mode == "max" else value < self.best["value"])
+            if improved:
+                self.best = {"value": value, "epoch": epoch + 1}
+                self.model.save(ckpt_dir / "best.keras")
+            state_file.write_text(json.dumps({"epoch": epoch + 1, "best": self.best, "initialisation": cfg.initialisation}))
+            print(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k}={v:.4f}" for k, v in logs.items())
+                  + (" (best)" if improved else ""), flush=True)
+
+    ckpt = Checkpoint(best)
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(schedule),
+        ckpt,
+        keras.callbacks.CSVLogger(str(ckpt_dir / "history.csv"), append=resume),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, verbose=1),
+    ]
+    model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
+              class_weight=weights_arg, callbacks=callbacks, verbose=2, steps_per_epoch=steps_per_epoch)
+
+    best_state = json.loads(state_file.read_text())
+    cfg.trained_epochs = best_state["epoch"]
+    cfg.best_epoch = (best_state.get("best") or {}).get("epoch", best_state["epoch"])
+    cfg.notes = {"monitor": monitor, "best_value": (best_state.get("best") or {}).get("value"),
+                 "train_images": len(train_items), "val_images": len(val_items),
+                 "class_weights": weights_arg}
+    out = export_model(ckpt_dir / "best.keras", model_path(name, models_dir))
+    cfg.save(config_path(name, models_dir))
+    record_model(models_dir, name, pipeline.__version__)
+    print(f"saved {out} (best epoch {cfg.best_epoch}, {monitor}={cfg.notes['best_value']})", flush=True)
+    return cfg

@@ -1,0 +1,1 @@
+"""Page back-ends for the dashboard: plain functions over the pipeline, no streamlit."""
