@@ -20,6 +20,10 @@ setup: $(STAMP)
 run: setup
 	$(VENV)/bin/streamlit run dashboard/app.py
 
+# HTTP API on 127.0.0.1:8000 (docs at /docs); see README "HTTP API".
+serve: setup
+	$(PY) -m pipeline serve
+
 # Headless Chromium for the browser end-to-end test (Debian package; skipped where apt is unavailable).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \

@@ -29,11 +29,12 @@ def main() -> int:
     load_s = time.perf_counter() - t
     for g in grays[: args.warmup]:
         predictor.predict(g)
-    times: dict[str, list[float]] = {"segmentation": [], "baseline": [], "refined": [], "total": []}
+    times: dict[str, list[float]] = {"segmentation": [], "classification": [], "scope": [], "total": []}
     for g in grays:
         timings = predictor.predict(g).timings_ms
         for key in times:
-            times[key].append(timings[key])
+            if key in timings:  # "scope": the scope gate's own step (absent without models/scope_gate.*)
+                times[key].append(timings[key])
     # end to end including decoding the file, as the CLI does
     e2e = []
     for f in files:
@@ -42,6 +43,8 @@ def main() -> int:
         e2e.append((time.perf_counter() - t) * 1e3)
     print(f"models loaded in {load_s:.1f} s; {len(grays)} test images, one at a time")
     for key, values in times.items():
+        if not values:
+            continue
         p95 = sorted(values)[int(0.95 * (len(values) - 1))]
         print(f"{key:>13}: median {statistics.median(values):7.1f} ms   p95 {p95:7.1f} ms")
     print(f"{'file->result':>13}: median {statistics.median(e2e):7.1f} ms")

@@ -6,6 +6,7 @@ The functions here are thin: the work is in pipeline/ (tested without streamlit)
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,20 +30,38 @@ def models_key(models_dir: Path | None = None) -> str:
     return "|".join(parts)
 
 
-@st.cache_resource(show_spinner="Loading the models (once per server)…", max_entries=4)
-def _load_predictor(key: str):
-    from pipeline.inference.predictor import Predictor
+def in_process() -> bool:
+    """True when ``BUSI_INPROCESS=1`` asks for the models inside the Streamlit process (slower, see worker.py)."""
+    return os.environ.get("BUSI_INPROCESS", "") == "1"
 
+
+@st.cache_resource(show_spinner="Loading the models (once per server)…", max_entries=4)
+def _load_predictor(key: str, inprocess: bool):
     folder = key.split("|", 1)[0]
     try:
-        return Predictor(folder), None
+        if inprocess:
+            from pipeline.inference.predictor import Predictor
+
+            return Predictor(folder), None
+        from pipeline.inference.worker import PredictorProcess
+
+        return PredictorProcess(folder), None
     except ModelLoadError as exc:
         return None, str(exc)
 
 
 def get_predictor():
-    """``(Predictor, None)`` or ``(None, message)`` when a model is missing or corrupt."""
-    return _load_predictor(models_key())
+    """``(predictor, None)`` or ``(None, message)`` when a model is missing or corrupt.
+
+    The predictor runs in a worker process of its own (``PredictorProcess``), so the Streamlit server's
+    threads cannot stall TensorFlow; a worker that died is started again.
+    """
+    key, inprocess = models_key(), in_process()
+    predictor, error = _load_predictor(key, inprocess)
+    if predictor is not None and not getattr(predictor, "alive", True):
+        _load_predictor.clear()
+        predictor, error = _load_predictor(key, inprocess)
+    return predictor, error
 
 
 # --- dataset --------------------------------------------------------------------------------

@@ -102,3 +102,49 @@ def test_page_latlon_entry(monkeypatch):
     at.button(key="clinics_search").click().run()
     assert not at.exception, at.exception
     assert at.dataframe[0].value["Name"].iloc[0] == "Memorial Sloan Kettering Cancer Center"
+
+
+def test_map_needs_no_cdn_and_has_an_offline_base_layer():
+    import re
+
+    from pipeline.clinics.mapping import LEAFLET_JS, base_layer_geojson, leaflet_assets
+
+    res = search_facilities(30.0444, 31.2357, 10, offline=True)
+    html = build_map(res.lat, res.lon, res.radius_km, res.facilities,
+                     places=[("Giza", 30.01, 31.21)]).get_root().render()
+    srcs = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]*)"', html)
+    assert srcs and all(s.startswith("data:") for s in srcs), [s[:60] for s in srcs]
+    assert "https://cdn" not in html and "cdnjs" not in html and "jquery" not in html.lower()
+    assert "$(" not in html  # folium's Popup needs jQuery; ours does not
+    js, css = leaflet_assets()
+    assert js.startswith("data:text/javascript;base64,") and css.startswith("data:text/css;base64,")
+    assert b"Leaflet 1.9.4" in LEAFLET_JS.read_bytes()[:200]
+    assert "busiBasemap" in html and "Natural Earth" in html and "Giza" in html
+    assert 100_000 < len(base_layer_geojson()) < 300_000  # simplified, small payload
+    # the searched point is the only circle marker; the tile URL template stays (online use)
+    assert html.count("L.circleMarker(") == 1 and "tile.openstreetmap.org" in html
+
+
+def test_topojson_decoding():
+    from pipeline.clinics.mapping import topojson_polygons
+
+    topo = {"transform": {"scale": [1, 1], "translate": [10, 20]},
+            "arcs": [[[0, 0], [1, 0], [0, 1]], [[1, 1], [-1, 0], [0, -1]]],
+            "objects": {"countries": {"geometries": [
+                {"type": "Polygon", "arcs": [[0, 1]]},
+                {"type": "MultiPolygon", "arcs": [[[~1, ~0]]]},
+                {"type": None}]}}}
+    square = [(10, 20), (11, 20), (11, 21), (10, 21), (10, 20)]
+    polys = topojson_polygons(topo)
+    assert polys[0] == [square]
+    assert polys[1] == [square[::-1]]
+    assert len(polys) == 2
+
+
+def test_nearby_places_sorted_by_population():
+    from pipeline.clinics.mapping import nearby_places
+
+    cities = {"1": {"name": "Big", "latitude": 30.0, "longitude": 31.0, "population": 10},
+              "2": {"name": "Small", "latitude": 30.05, "longitude": 31.0, "population": 1},
+              "3": {"name": "Far", "latitude": 35.0, "longitude": 31.0, "population": 100}}
+    assert nearby_places(cities, 30.0, 31.0, 20) == [("Big", 30.0, 31.0), ("Small", 30.05, 31.0)]

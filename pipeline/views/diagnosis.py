@@ -7,8 +7,6 @@ format is decided by ``imageio.load_image`` from the content. No streamlit here.
 from __future__ import annotations
 
 import io
-import threading
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,11 +14,11 @@ from PIL import Image
 
 from pipeline import imageio, metrics
 from pipeline.errors import ImageLoadError
-from pipeline.inference.gradcam import FrameHeatmap, GradCam, blend, refined_gradcam
+from pipeline.inference.gradcam import FrameHeatmap, blend
 from pipeline.inference.measure import Measurements, measure
 from pipeline.inference.overlay import overlay
 from pipeline.inference.predictor import Prediction, Predictor
-from pipeline.inference.report import build_report
+from pipeline.inference.report import NOT_ULTRASOUND, build_report
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,8 +50,8 @@ class Diagnosis:
 def analyse(predictor: Predictor, image: imageio.LoadedImage, *, name: str | None = None,
             source: str = "upload", true_label: str | None = None,
             truth_mask: np.ndarray | None = None) -> Diagnosis:
-    """Predict and measure one loaded image."""
-    pred = predictor.predict(image.pixels)
+    """Predict and measure one loaded image (the scope gate also sees its colour version)."""
+    pred = predictor.predict(image.pixels, rgb=image.rgb)
     meas = measure(pred.mask, image.pixel_spacing_mm)
     return Diagnosis(name or image.name or "image", source, image, pred, meas, true_label, truth_mask)
 
@@ -84,20 +82,10 @@ def load_truth_mask(data: bytes, name: str | None, shape: tuple[int, int]) -> np
     return (np.asarray(loaded.pixels) > 127).astype(np.uint8)
 
 
-# --- Grad-CAM, one per predictor (built lazily, thread-safe) ---------------------------
-_CAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_CAM_LOCK = threading.Lock()
-
-
 def refined_heatmap(predictor: Predictor, diagnosis: Diagnosis) -> FrameHeatmap:
-    """Grad-CAM of the refined classifier for its predicted class, on the full frame."""
-    with _CAM_LOCK:
-        cam = _CAMS.get(predictor)
-        if cam is None:
-            cam = _CAMS[predictor] = GradCam(predictor.refined_model)
-        idx = predictor.classes.index(diagnosis.prediction.label)
-        return refined_gradcam(cam, diagnosis.image.pixels, diagnosis.prediction.mask, idx,
-                               predictor.configs["refined"].image_size)
+    """Grad-CAM of the refined classifier for its predicted class, on the full frame (``Predictor.explain``)."""
+    p = diagnosis.prediction
+    return predictor.explain(diagnosis.image.pixels, p.mask, p.label)
 
 
 def heatmap_caption(heat: FrameHeatmap) -> str:
@@ -132,8 +120,21 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def refusal_message(p: Prediction) -> str | None:
+    """The refusal sentence when the scope gate judged the image not a breast ultrasound (else None)."""
+    if p.in_scope is not False:
+        return None
+    reason = p.scope_reason or "it is unlike the images the models were trained on"
+    return f"{NOT_ULTRASOUND}: {reason}."
+
+
+def all_warnings(diagnosis: Diagnosis) -> list[str]:
+    """The loader's warnings (size, blank, colour Doppler...) then the scope gate's (burned-in annotations)."""
+    return list(diagnosis.image.warnings) + list(diagnosis.prediction.scope_warnings)
+
+
 def report_for(diagnosis: Diagnosis, predictor: Predictor | None = None, heat: FrameHeatmap | None = None,
-               display: dict | None = None) -> dict:
+               display: dict | None = None, analysed_anyway: bool | None = None) -> dict:
     """The JSON report of everything shown for ``diagnosis``."""
     p = diagnosis.prediction
     cam = None
@@ -142,11 +143,12 @@ def report_for(diagnosis: Diagnosis, predictor: Predictor | None = None, heat: F
     return build_report(
         file_name=diagnosis.name, source=diagnosis.source, image_shape=diagnosis.image.shape,
         prediction=p.to_record(), measurements=diagnosis.measurements.to_dict(),
-        warnings=list(diagnosis.image.warnings), true_label=diagnosis.true_label,
+        warnings=all_warnings(diagnosis), true_label=diagnosis.true_label,
         dice=diagnosis.dice, iou=diagnosis.iou, gradcam=cam,
         configs=predictor.configs if predictor else None,
         models_dir=str(predictor.models_dir) if predictor else None,
         timings_ms={k: round(v, 1) for k, v in p.timings_ms.items()}, display=display,
+        analysed_anyway=analysed_anyway,
     )
 
 

@@ -1,0 +1,37 @@
+"""``python -m pipeline scope fit``: fit and evaluate the scope gate ("is this a breast-ultrasound image?")."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline import paths
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``scope`` command group."""
+    sc = sub.add_parser("scope", help="the scope gate that refuses images that are not breast ultrasound")
+    ssub = sc.add_subparsers(dest="scope_command", required=True)
+    fit = ssub.add_parser("fit", help="fit on BUSI + BUS-BRA train, threshold on both val sets, evaluate; "
+                                      "writes models/scope_gate.{npz,json} and models/scope_metrics.json")
+    fit.add_argument("--data", help="BUSI folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")
+    fit.add_argument("--busbra", help="BUS-BRA folder (default: $BUSBRA_DIR, else data/BUS-BRA)")
+    fit.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+    fit.add_argument("--components", type=int, default=None, help="PCA components (default: the module's)")
+    fit.set_defaults(func=_fit)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from pipeline.errors import DatasetError
+    from pipeline.inference import scope
+    from pipeline.inference.predictor import Predictor
+
+    busi, busbra = paths.dataset_dir(args.data), paths.busbra_dir(args.busbra)
+    for name, root in (("BUSI", busi), ("BUS-BRA", busbra)):
+        if not root.is_dir():
+            raise DatasetError(f"{name} folder not found: {root}")
+    print(f"loading the baseline classifier from {args.models_dir}", flush=True)
+    predictor = Predictor(args.models_dir, models=("raw",))
+    scope.fit_and_evaluate(predictor, busi, busbra, args.models_dir,
+                           n_components=args.components or scope.N_COMPONENTS,
+                           say=lambda s: print(s, flush=True))
+    return 0

@@ -1,0 +1,165 @@
+"""The Predictor in a process of its own, for hosts whose other threads would stall TensorFlow.
+
+Why: on a 2-core machine TensorFlow splits each operation over a 2-thread pool and waits for both halves.
+Inside the Streamlit server (and under AppTest, whose main thread polls every millisecond while a script
+runs) other threads of the same process wake up hundreds of times a second; every wake-up can pre-empt
+one half of an operation and the whole graph waits for it. Measured here: the same ``Predictor.predict``
+takes ~0.15 s in a plain process and 0.9-2.9 s as the first call of a Streamlit script run, with all of
+that time inside TensorFlow's graph execution and the extra CPU burnt by another Python thread of the
+process. In a separate process the Streamlit threads cannot interrupt TensorFlow's pool and the
+prediction costs what it costs in a plain process (see the README's speed table).
+
+``PredictorProcess`` offers what the dashboard uses of a ``Predictor`` (``predict``, ``explain``,
+``configs``, ``classes``, ``models_dir``, ``manifest``); every call is one message over a pipe. The
+worker runs the same ``Predictor`` class: one inference path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import ModelLoadError
+
+START_TIMEOUT_S = 180.0
+
+
+def warm_up(predictor) -> None:
+    """One prediction and one Grad-CAM on a synthetic frame, so the first user does not wait for tracing."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (256, 256), dtype=np.uint8)
+    pred = predictor.predict(frame)
+    mask = np.zeros_like(frame)
+    mask[96:160, 96:160] = 1
+    predictor.explain(frame, mask, pred.label)
+
+
+def _serve(conn, models_dir: str | None) -> None:
+    """Worker main loop: load the models, then answer (method, args) messages until told to stop."""
+    from pipeline.inference.predictor import Predictor
+
+    try:
+        predictor = Predictor(models_dir)
+    except ModelLoadError as exc:
+        conn.send(("error", ModelLoadError(str(exc))))
+        return
+    warm_up(predictor)
+    conn.send(("ok", {"configs": predictor.configs, "classes": predictor.classes,
+                      "models_dir": predictor.models_dir, "manifest": predictor.manifest}))
+    while True:
+        try:
+            method, args, kwargs = conn.recv()
+        except (EOFError, OSError):
+            return
+        if method == "close":
+            return
+        try:
+            result = getattr(predictor, method)(*args, **kwargs)
+            conn.send(("ok", result))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+            try:
+                conn.send(("error", exc))
+            except Exception:  # noqa: BLE001 - an exception that cannot be pickled: send its text
+                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+class PredictorProcess:
+    """A ``Predictor`` living in a child process; thread-safe (one request at a time over the pipe).
+
+    The child is a fresh ``python -m pipeline.inference.worker`` (not multiprocessing's spawn, which would
+    re-run the Streamlit page script as the main module), joined by a socket pair (POSIX only).
+    """
+
+    def __init__(self, models_dir: str | Path | None = None, start_timeout_s: float = START_TIMEOUT_S):
+        parent_sock, child_sock = socket.socketpair()
+        fd = child_sock.fileno()
+        args = [sys.executable, "-m", "pipeline.inference.worker", str(fd)]
+        if models_dir:
+            args.append(str(models_dir))
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        self._proc = subprocess.Popen(args, pass_fds=[fd], env=env, stdin=subprocess.DEVNULL)
+        child_sock.close()
+        self._conn = Connection(parent_sock.detach())
+        self._lock = threading.Lock()
+        if not self._conn.poll(start_timeout_s):
+            self.close()
+            raise ModelLoadError(f"the model worker process did not start within {start_timeout_s:.0f} s")
+        status, payload = self._receive()
+        if status == "error":
+            self.close()
+            raise payload
+        self.configs = payload["configs"]
+        self.classes: tuple[str, ...] = payload["classes"]
+        self.models_dir: Path = payload["models_dir"]
+        self.manifest: dict = payload["manifest"]
+
+    def _receive(self):
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError) as exc:
+            code = self._proc.poll()
+            raise ModelLoadError(f"the model worker process stopped (exit code {code}); reload the page "
+                                 "to start it again") from exc
+
+    def _call(self, method: str, *args: Any, **kwargs: Any):
+        with self._lock:
+            if not self.alive:
+                raise ModelLoadError(f"the model worker process is not running (exit code {self._proc.poll()}); "
+                                     "reload the page to start it again")
+            self._conn.send((method, args, kwargs))
+            status, payload = self._receive()
+        if status == "error":
+            raise payload
+        return payload
+
+    @property
+    def alive(self) -> bool:
+        """True while the worker process runs."""
+        return self._proc.poll() is None
+
+    def predict(self, image: np.ndarray, rgb: np.ndarray | None = None):
+        """``Predictor.predict`` in the worker."""
+        return self._call("predict", np.ascontiguousarray(image),
+                          rgb=None if rgb is None else np.ascontiguousarray(rgb))
+
+    def explain(self, image: np.ndarray, mask: np.ndarray, label: str):
+        """``Predictor.explain`` (Grad-CAM of the refined classifier) in the worker."""
+        return self._call("explain", np.ascontiguousarray(image), np.ascontiguousarray(mask), label)
+
+    def close(self) -> None:
+        """Stop the worker (also happens when this process exits: the worker is a daemon)."""
+        try:
+            if self.alive:
+                self._conn.send(("close", (), {}))
+                self._proc.wait(5)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
+        if self.alive:
+            self._proc.kill()
+            self._proc.wait(5)
+        self._conn.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter shutdown
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a finaliser
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipeline.inference.worker FD [MODELS_DIR]``: serve the Predictor over the inherited socket."""
+    argv = sys.argv[1:] if argv is None else argv
+    _serve(Connection(int(argv[0])), argv[1] if len(argv) > 1 else None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

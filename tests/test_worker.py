@@ -1,0 +1,59 @@
+"""The Predictor in its own process (what the dashboard uses): same answers, clear errors, restartable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline import paths
+from pipeline.config import model_path
+from pipeline.errors import ModelLoadError
+from pipeline.imageio import load_image
+from pipeline.inference.predictor import Predictor
+from pipeline.inference.worker import PredictorProcess
+
+MODELS = paths.models_dir()
+pytestmark = pytest.mark.skipif(not model_path("seg", MODELS).is_file(), reason=f"trained models not found in {MODELS}")
+
+
+@pytest.fixture(scope="module")
+def worker():
+    w = PredictorProcess(MODELS)
+    yield w
+    w.close()
+
+
+def test_worker_answers_exactly_like_the_in_process_predictor(worker, busi_dir):
+    local = Predictor(MODELS)
+    assert worker.classes == local.classes and set(worker.configs) == {"seg", "raw", "refined"}
+    assert worker.manifest == local.manifest
+    for name in ("malignant/malignant (2).png", "benign/benign (5).png", "normal/normal (4).png"):
+        img = load_image(busi_dir / name)
+        a, b = worker.predict(img.pixels, rgb=img.rgb), local.predict(img.pixels, rgb=img.rgb)
+        assert a.to_record() == b.to_record(), name
+        assert np.array_equal(a.mask, b.mask)
+        heat_a = worker.explain(img.pixels, a.mask, a.label)
+        heat_b = local.explain(img.pixels, b.mask, b.label)
+        assert heat_a.box == heat_b.box and np.allclose(heat_a.heatmap, heat_b.heatmap, atol=1e-5)
+
+
+def test_worker_passes_errors_back_and_keeps_serving(worker):
+    with pytest.raises(ValueError, match="grayscale"):
+        worker.predict(np.zeros((4, 4, 7), np.uint8))
+    assert worker.alive
+    assert worker.predict(np.full((64, 80), 90, np.uint8)).mask.shape == (64, 80)
+
+
+def test_missing_models_give_the_predictors_message(tmp_path):
+    with pytest.raises(ModelLoadError, match="model file missing"):
+        PredictorProcess(tmp_path)
+
+
+def test_a_stopped_worker_says_so(tmp_path):
+    w = PredictorProcess(MODELS)
+    w._proc.kill()
+    w._proc.wait(10)
+    assert not w.alive
+    with pytest.raises(ModelLoadError, match="not running"):
+        w.predict(np.zeros((32, 32), np.uint8))
+    w.close()
