@@ -1,6 +1,6 @@
 """Dashboard speed in a real browser: cold start and upload-to-diagnosis time.
 
-Usage: ``python bench/app_speed.py [--runs 3] [--uploads 7] [--screenshots docs/screenshots]``
+Usage: ``python -m bench.app_speed [--runs 3] [--uploads 7] [--screenshots docs/screenshots]``
 (needs Debian ``chromium``: ``make browser``). Models from BUSI_MODELS_DIR or models/; the
 dataset from BUSI_DIR (optional).
 

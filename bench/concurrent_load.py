@@ -1,6 +1,6 @@
 """Throughput and p95 latency of ``Predictor.predict`` with 1, 2, 4 and 8 concurrent callers.
 
-Usage: ``python bench/concurrent_load.py [--per-caller 8]`` with BUSI_DIR pointing at the dataset.
+Usage: ``python -m bench.concurrent_load [--per-caller 8]`` with BUSI_DIR pointing at the dataset.
 Each caller (a thread, as Streamlit sessions are) predicts test-split images back to back.
 """
 
@@ -12,8 +12,7 @@ import sys
 import threading
 import time
 
-from common import test_images
-
+from bench.common import test_images
 from pipeline.inference.predictor import Predictor
 
 

@@ -1,7 +1,8 @@
 """Median milliseconds per image: segmentation, each classifier, and end to end.
 
-Usage: ``python bench/predict_speed.py [--images 60]`` with BUSI_DIR pointing at the dataset;
-runs on test-split images after a warm-up, one image at a time (what the dashboard does).
+Usage: ``python -m bench.predict_speed [--images 60]`` with BUSI_DIR pointing at the dataset;
+runs on test-split images after a warm-up, one image at a time (what the dashboard does), in this
+process and through the model worker process the dashboard uses (``PredictorProcess``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import statistics
 import sys
 import time
 
-from common import test_image_paths
-
+from bench.common import test_image_paths
 from pipeline.imageio import load_image
 from pipeline.inference.predictor import Predictor
 
@@ -48,6 +48,16 @@ def main() -> int:
         p95 = sorted(values)[int(0.95 * (len(values) - 1))]
         print(f"{key:>13}: median {statistics.median(values):7.1f} ms   p95 {p95:7.1f} ms")
     print(f"{'file->result':>13}: median {statistics.median(e2e):7.1f} ms")
+    from pipeline.inference.worker import PredictorProcess
+
+    worker = PredictorProcess()
+    via_worker = []
+    for g in grays:
+        t = time.perf_counter()
+        worker.predict(g)
+        via_worker.append((time.perf_counter() - t) * 1e3)
+    worker.close()
+    print(f"{'via worker':>13}: median {statistics.median(via_worker):7.1f} ms   (PredictorProcess, as the dashboard)")
     return 0
 
 

@@ -22,6 +22,15 @@ def busi_dir() -> Path:
     return Path(value)
 
 
+@pytest.fixture(scope="session")
+def busbra_dir() -> Path:
+    """The real BUS-BRA folder from BUSBRA_DIR; tests using it skip with a reason when it is absent."""
+    value = os.environ.get("BUSBRA_DIR")
+    if not value or not (Path(value) / "bus_data.csv").is_file():
+        pytest.skip("BUSBRA_DIR is not set to the BUS-BRA dataset folder (with bus_data.csv)")
+    return Path(value)
+
+
 def write_png(path: Path, array: np.ndarray) -> Path:
     """Write a PNG (creating folders)."""
     path.parent.mkdir(parents=True, exist_ok=True)

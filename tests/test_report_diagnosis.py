@@ -25,7 +25,7 @@ class FakePredictor:
     models_dir = "fake"
     configs = {n: ModelConfig(name=n, image_size=224) for n in ("seg", "raw", "refined")}
 
-    def predict(self, image):
+    def predict(self, image, rgb=None):
         gray = np.asarray(image)
         mask = np.zeros(gray.shape, np.uint8)
         h, w = gray.shape

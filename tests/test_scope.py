@@ -9,7 +9,6 @@ screenshots) plus the sample pictures shipped by scikit-image and streamlit.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +39,6 @@ def predictor():
 @pytest.fixture(scope="module")
 def corpus():
     return scope.non_ultrasound_corpus()
-
-
-@pytest.fixture(scope="session")
-def busbra_dir() -> Path:
-    value = os.environ.get("BUSBRA_DIR")
-    if not value or not Path(value).is_dir():
-        pytest.skip("BUSBRA_DIR is not set to the BUS-BRA dataset folder")
-    return Path(value)
 
 
 def _grainy(seed: int = 0, shape=(300, 400)) -> np.ndarray:

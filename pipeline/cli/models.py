@@ -49,6 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     man.add_argument("--models-dir", default=str(paths.MODELS_DIR))
     man.set_defaults(func=_manifest)
 
+    ex = sub.add_parser("experiment", help="experiments whose results are recorded, not shipped")
+    exsub = ex.add_subparsers(dest="experiment", required=True)
+    fh = exsub.add_parser("feature-heads", help="baseline vs refined linear heads on frozen features, BUSI + BUS-BRA")
+    fh.add_argument("--data", help="BUSI folder (default: $BUSI_DIR)")
+    fh.add_argument("--busbra", help="BUS-BRA folder (default: $BUSBRA_DIR, else data/BUS-BRA)")
+    fh.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+    fh.add_argument("--out", help="results JSON (default: models/experiments/feature_heads.json)")
+    fh.set_defaults(func=_feature_heads)
+
     pr = sub.add_parser("predict", help="segment and classify images; one JSON line per input")
     pr.add_argument("paths", nargs="+", metavar="PATH", help="PNG, JPEG, BMP, TIFF or DICOM files")
     pr.add_argument("--out", required=True, help="folder for the predicted masks (<stem>_mask.png)")
@@ -61,6 +70,17 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     evaluate(paths.dataset_dir(args.data), models_dir=args.models_dir, out=args.out, choose=not args.no_choose,
              busbra_root=paths.busbra_dir(args.busbra))
+    return 0
+
+
+def _feature_heads(args: argparse.Namespace) -> int:
+    from pipeline.errors import DatasetError
+    from pipeline.training.feature_heads import run
+
+    busbra = paths.busbra_dir(args.busbra)
+    if not paths.busbra_available(busbra):
+        raise DatasetError(f"BUS-BRA not found at {busbra}: set BUSBRA_DIR")
+    run(paths.dataset_dir(args.data), busbra, args.models_dir, out=args.out)
     return 0
 
 

@@ -151,14 +151,14 @@ class Predictor:
             self._feature_fn(gate.feature_layer)
             self.scope = gate
 
-    def _feature_fn(self, layer: str):
-        """One graph giving the baseline classifier's ``layer`` output and its probabilities (built once)."""
-        key = f"raw_features:{layer}"
+    def _feature_fn(self, layer: str, name: str = "raw"):
+        """One graph giving classifier ``name``'s ``layer`` output and its probabilities (built once)."""
+        key = f"{name}_features:{layer}"
         if key not in self._fns:
             import keras
             import tensorflow as tf
 
-            model = self.raw_model
+            model = getattr(self, f"{name}_model")
             try:
                 pooled = model.get_layer(layer).output
             except ValueError as exc:
@@ -195,10 +195,10 @@ class Predictor:
         thr = self.configs["seg"].threshold
         return [(p >= thr).astype(np.uint8) for p in self.segment_probabilities(grays)]
 
-    def _run_features(self, batch: np.ndarray, layer: str) -> tuple[np.ndarray, np.ndarray]:
-        """(features, probabilities) of the baseline classifier in one call, flip-averaged like ``raw``."""
-        fn = self._feature_fn(layer)
-        tta = self.configs["raw"].flip_tta
+    def _run_features(self, batch: np.ndarray, layer: str, name: str = "raw") -> tuple[np.ndarray, np.ndarray]:
+        """(features, probabilities) of classifier ``name`` in one call, flip-averaged like its answer."""
+        fn = self._feature_fn(layer, name)
+        tta = self.configs[name].flip_tta
         x = np.concatenate([batch, batch[:, :, ::-1]]) if tta else batch
         with self._lock:
             feats, probs = (t.numpy() for t in fn(x))
@@ -215,6 +215,19 @@ class Predictor:
         size, feats, probs = self.configs["raw"].image_size, [], []
         for chunk in _batches(grays):
             f, p = self._run_features(np.stack([preprocess.cls_input(g, size) for g in chunk]), layer)
+            feats.append(f)
+            probs.append(p)
+        return np.concatenate(feats), np.concatenate(probs)
+
+    def crop_features(self, grays: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                      layer: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pooled features and untempered probabilities of the crop classifier on the lesion-centred crops."""
+        from pipeline.inference.scope import FEATURE_LAYER
+
+        size, feats, probs = self.configs["refined"].image_size, [], []
+        for chunk in _batches(list(zip(grays, masks))):
+            f, p = self._run_features(np.stack([preprocess.refined_input(g, m, size) for g, m in chunk]),
+                                      layer or FEATURE_LAYER, "refined")
             feats.append(f)
             probs.append(p)
         return np.concatenate(feats), np.concatenate(probs)

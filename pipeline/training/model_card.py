@@ -110,11 +110,18 @@ def render(metrics: dict, configs: dict[str, ModelConfig], extra: str = "") -> s
         lines += ["", f"{key.capitalize()} per class (test):", "", *_class_table(cls[key]["test"])]
         lines += ["", f"Confusion matrix (rows true, columns predicted; {', '.join(cls[key]['test']['per_class'])}): "
                   f"`{cls[key]['test']['confusion_matrix']}`"]
+    lines += _comparison_section(metrics) + _external_section(metrics) + [
+        "",
+        "## Out-of-scope gate",
+        "Before a label is shown, a scope gate asks whether the input looks like a breast-ultrasound frame "
+        "(BUSI or BUS-BRA-like); how it was fitted and what it accepts and refuses per dataset and scanner: "
+        "`models/SCOPE_GATE.md` (numbers in `models/scope_metrics.json`).",
+    ]
     lines += [
         "",
         "## Limits",
-        "- One dataset, one hospital, one period: performance on other scanners and populations is unknown "
-        "and likely lower. The test split has only "
+        "- Trained on one dataset, one hospital, one period: on another hospital's scanners (BUS-BRA, above) "
+        "accuracy drops sharply. The test split has only "
         f"{cls['refined']['test']['n']} images: a difference of one image is "
         f"{100 / cls['refined']['test']['n']:.1f} accuracy points.",
         "- BUSI images carry burned-in annotations (calipers, text) in many frames; the models may use them.",
@@ -125,6 +132,57 @@ def render(metrics: dict, configs: dict[str, ModelConfig], extra: str = "") -> s
     if extra:
         lines += ["", extra.strip()]
     return "\n".join(lines) + "\n"
+
+
+def _difference(c: dict) -> str:
+    lo, hi = c["ci95"]
+    verdict = "not a significant difference" if c["mcnemar_p"] >= 0.05 else "a significant difference"
+    return (f"refined − baseline accuracy {100 * c['difference']:+.1f} points (95% bootstrap interval "
+            f"{100 * lo:+.1f} to {100 * hi:+.1f}, {c['bootstrap_samples']} resamples of the images); exact McNemar "
+            f"test on the {c['only_b_correct'] + c['only_a_correct']} images where exactly one model is right "
+            f"({c['only_b_correct']} refined only, {c['only_a_correct']} baseline only): p = {c['mcnemar_p']:.2f}, "
+            f"{verdict}.")
+
+
+def _comparison_section(metrics: dict) -> list[str]:
+    comp = metrics.get("comparison") or {}
+    if not comp:
+        return []
+    lines = ["", "### Refined vs baseline: a real gain or noise?"]
+    for subset in ("test", "val"):
+        if subset in comp:
+            lines.append(f"- BUSI {subset} ({comp[subset]['n']} images): {_difference(comp[subset])}")
+    return lines
+
+
+def _external_section(metrics: dict) -> list[str]:
+    ext = (metrics.get("external") or {}).get("busbra_test")
+    if not ext:
+        return []
+    b, r = ext["classifiers"]["baseline"], ext["classifiers"]["refined"]
+    lines = [
+        "",
+        "## External check: BUS-BRA held-out fold (another country, other scanners)",
+        "BUS-BRA (Gómez-Flores et al., Medical Physics 51(4), 2024; doi:10.1002/mp.16812): 1,875 biopsy-proven "
+        "images of 1,064 patients from Brazil, four scanners, benign or malignant (no normal class). The authors' "
+        f"patient-level fold {ext['fold']} is held out ({ext['images']} images, {ext['patients']} patients). The "
+        "shipped models were trained on BUSI only and have never seen BUS-BRA; classes are BUSI's three, so a "
+        "lesion called \"normal\" counts as wrong.",
+        "",
+        "| model | accuracy (3 classes) | malignant-vs-benign AUC | lesions called normal |",
+        "|---|---|---|---|",
+        f"| baseline | {_f(b['accuracy'])} | {_f(b['malignant_vs_benign_auc'])} | {b['predicted_normal']} |",
+        f"| refined | {_f(r['accuracy'])} | {_f(r['malignant_vs_benign_auc'])} | {r['predicted_normal']} |",
+        "",
+        f"- Segmentation on BUS-BRA: Dice {_f(ext['segmentation']['dice_mean'])} "
+        f"(median {_f(ext['segmentation']['dice_median'])}).",
+        f"- {_difference(ext['comparison'])}",
+        "- Per scanner (accuracy baseline / refined): " + "; ".join(
+            f"{s} ({v['images']} images) {_f(v['baseline'])} / {_f(v['refined'])}" for s, v in ext["per_scanner"].items()),
+        "- Reading: the BUSI-only models transfer poorly to another hospital (many lesions called normal); "
+        "training on BUSI + BUS-BRA is the next step (see the open models issue).",
+    ]
+    return lines
 
 
 def write_card(models_dir: str | Path = MODELS_DIR, extra_file: str | Path | None = None) -> Path:
