@@ -4,9 +4,10 @@ A CPU-sized probe of the models issue (training the networks on BUSI + BUS-BRA d
 The shipped networks stay frozen; only a linear head is trained, on BUSI train + BUS-BRA training folds:
 
 * **baseline head** — the whole-frame classifier's pooled features (1,280 values) only;
-* **refined head** — the same features, plus the crop classifier's pooled features on the lesion-centred crop
-  of the UNet's *predicted* mask, plus BI-RADS-style descriptors of that mask (size, taller-than-wide,
-  circularity, irregularity, number of regions, echogenicity and posterior shadowing).
+* **refined heads** (variants in ``HEADS``, one chosen on validation) — the same features, plus what the lesion
+  adds: the crop classifier's pooled features or probabilities on the lesion-centred crop of the UNet's
+  *predicted* mask, and/or BI-RADS-style descriptors of that mask (size, taller-than-wide, circularity,
+  irregularity, number of regions, echogenicity and posterior shadowing).
 
 Both heads get the same care: standardisation, balanced class weights, L2 strength chosen on the validation
 sets (BUSI val + BUS-BRA fold 4) by log-loss from the same grid. Scored once on BUSI test and on BUS-BRA's
@@ -103,11 +104,19 @@ def predict_logistic(x: np.ndarray, wb: tuple[np.ndarray, np.ndarray]) -> np.nda
     return p / p.sum(1, keepdims=True)
 
 
+HEADS = {
+    "baseline": "whole-frame features (1,280)",
+    "refined": "whole-frame + crop features + mask descriptors (2,569)",
+    "refined_compact": "whole-frame features + crop classifier's probabilities + mask descriptors (1,292)",
+    "refined_descriptors": "whole-frame features + mask descriptors (1,289)",
+}
+
+
 def design(f: dict, kind: str) -> np.ndarray:
-    """Inputs of a head: ``baseline`` = whole-frame features; ``refined`` = + crop features + mask descriptors."""
-    if kind == "baseline":
-        return f["whole"]
-    return np.concatenate([f["whole"], f["crop"], f["desc"]], axis=1)
+    """Inputs of a head (see ``HEADS``): the baseline sees the whole frame only; the refined variants add the lesion."""
+    parts = {"baseline": ["whole"], "refined": ["whole", "crop", "desc"], "refined_compact": ["whole", "crop_p", "desc"],
+             "refined_descriptors": ["whole", "desc"]}[kind]
+    return np.concatenate([f[k] for k in parts], axis=1)
 
 
 def _nll(p: np.ndarray, y: np.ndarray) -> float:
@@ -143,7 +152,7 @@ def run(busi_root: str | Path, busbra_root: str | Path, models_dir: str | Path |
               "train": ["busi_train", "busbra_train"], "choose_on": ["busi_val", "busbra_val"],
               "descriptors": list(DESCRIPTORS), "heads": {}, "test": {}}
     probs: dict[str, dict[str, np.ndarray]] = {}
-    for kind in ("baseline", "refined"):
+    for kind in HEADS:
         x_tr, y_tr = stack(result["train"], kind)
         mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-6
         x_va, y_va = stack(result["choose_on"], kind)
@@ -153,25 +162,31 @@ def run(busi_root: str | Path, busbra_root: str | Path, models_dir: str | Path |
             by_l2[l2] = _nll(predict_logistic((x_va - mu) / sd, wb), y_va)
         best = min(by_l2, key=by_l2.get)
         wb = fit_logistic((x_tr - mu) / sd, y_tr, best)
-        result["heads"][kind] = {"inputs": int(x_tr.shape[1]), "train_images": int(len(y_tr)), "l2": best,
+        result["heads"][kind] = {"inputs": int(x_tr.shape[1]), "description": HEADS[kind],
+                                 "train_images": int(len(y_tr)), "l2": best,
                                  "val_nll_by_l2": {str(k): v for k, v in by_l2.items()}}
         probs[kind] = {n: predict_logistic((design(feats[n], kind) - mu) / sd, wb) for n in feats}
         print(f"{kind} head: {x_tr.shape[1]} inputs, L2 {best} (val log-loss {by_l2[best]:.3f})", flush=True)
+    # the refined variant is chosen on the validation sets only (log-loss), then compared with the baseline
+    val_nll = {k: result["heads"][k]["val_nll_by_l2"][str(result["heads"][k]["l2"])] for k in HEADS if k != "baseline"}
+    chosen = min(val_nll, key=val_nll.get)
+    result["refined_variant_chosen_on_val"] = chosen
+    print(f"refined variant chosen on val: {chosen} ({HEADS[chosen]})", flush=True)
     for name in ("busi_val", "busbra_val", "busi_test", "busbra_test"):
         y = feats[name]["y"]
-        rep = {k: metrics.classification_report(probs[k][name], y, CLASS_NAMES) for k in ("baseline", "refined")}
+        rep = {k: metrics.classification_report(probs[k][name], y, CLASS_NAMES) for k in HEADS}
         if name.startswith("busbra"):
             mal = CLASS_NAMES.index("malignant")
             for k in rep:
                 fpr, tpr = metrics.roc_curve(y == mal, probs[k][name][:, mal])
                 rep[k]["malignant_vs_benign_auc"] = metrics.auc(fpr, tpr)
-        cmp = metrics.paired_accuracy_difference(y, probs["baseline"][name].argmax(1), probs["refined"][name].argmax(1))
+        cmp = metrics.paired_accuracy_difference(y, probs["baseline"][name].argmax(1), probs[chosen][name].argmax(1))
         bucket = result["test"] if name.endswith("test") else result.setdefault("val", {})
-        bucket[name] = {"n": int(len(y)), "baseline": _summary(rep["baseline"]), "refined": _summary(rep["refined"]),
-                        "comparison": cmp,
+        bucket[name] = {"n": int(len(y)), **{k: _summary(r) for k, r in rep.items()}, "comparison": cmp,
                           "shipped_baseline_accuracy": float((feats[name]["base_p"].argmax(1) == y).mean())}
-        print(f"{name}: baseline head acc {rep['baseline']['accuracy']:.3f}, refined head acc "
-              f"{rep['refined']['accuracy']:.3f} (difference {100 * cmp['difference']:+.1f} points, 95% CI "
+        print(f"{name}: baseline head acc {rep['baseline']['accuracy']:.3f}, "
+              + ", ".join(f"{k} {rep[k]['accuracy']:.3f}" for k in HEADS if k != "baseline")
+              + f"; chosen {chosen} vs baseline (difference {100 * cmp['difference']:+.1f} points, 95% CI "
               f"{100 * cmp['ci95'][0]:+.1f} to {100 * cmp['ci95'][1]:+.1f}, McNemar p {cmp['mcnemar_p']:.3f})", flush=True)
     out = Path(out or paths.MODELS_DIR / "experiments" / "feature_heads.json")
     out.parent.mkdir(parents=True, exist_ok=True)
