@@ -13,7 +13,10 @@ from dashboard.common import DISCLAIMER
 
 HERE = Path(__file__).resolve().parent
 
-st.set_page_config(page_title="BUSI CAD — research dashboard", page_icon=":material/stethoscope:", layout="wide")
+# An emoji page icon becomes an inline SVG favicon; a ":material/...:" one would make every browser fetch
+# the icon from fonts.gstatic.com (an outside request, failing offline). The nav icons below use the
+# Material Symbols font that Streamlit serves itself.
+st.set_page_config(page_title="BUSI CAD — research dashboard", page_icon="🩺", layout="wide")
 
 pages = [
     st.Page("views/diagnose.py", title="Diagnose", icon=":material/stethoscope:", default=True),

@@ -106,6 +106,8 @@ def test_diagnose_dataset_image_shows_label_and_ground_truth(with_dataset, model
     assert len(options) > 50
     at.selectbox(key="dataset_image").select_index(3).run()
     subheaders = texts(at.subheader)
+    zoom = [c for c in at.get("plotly_chart") if '"type":"image"' in c.proto.spec.replace(" ", "")]
+    assert len(zoom) == 1, "the zoomable overlay (a plotly image)"
     assert any(f"Prediction: {c}" in subheaders for c in ("benign", "malignant", "normal"))
     assert "Against the ground truth" in subheaders
     assert {m.label for m in at.metric} >= {"Dice", "IoU"}
@@ -122,6 +124,47 @@ def test_models_page_error_browser_filters(with_dataset):
         assert not at.exception, (option, [e.value for e in at.exception])
 
 
+def test_models_page_presentation_view(with_dataset):
+    if not (_models_dir() / "metrics.json").is_file():
+        pytest.skip(f"no {_models_dir() / 'metrics.json'}: run `python -m pipeline evaluate`")
+    at = run(PAGES["models"])
+    assert "Refined vs baseline on the same images" in texts(at.subheader)
+    assert "Scope gate" in texts(at.subheader)
+    assert "Is the accuracy difference real?" in texts(at.markdown)
+    assert all("…" not in m.label for m in at.metric)
+    at.toggle(key="presentation").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "BUSI test split" in texts(at.subheader)
+    assert not at.dataframe and not at.expander, "the presentation view hides the detail tables"
+    assert len(at.metric) >= 6  # three scores, baseline and refined
+    shown = texts(at.info)
+    assert "refined − baseline accuracy" in shown.lower() or "not evaluated" in shown.lower()
+    at.toggle(key="presentation").set_value(False).run()
+    assert "Per-class precision, recall and F1" in texts(at.subheader)
+
+
+def test_models_page_with_an_older_metrics_file(tmp_path, monkeypatch):
+    """A metrics file without comparison/external and no scope_metrics.json: 'not evaluated', no crash."""
+    import json
+
+    src = _models_dir() / "metrics.json"
+    if not src.is_file():
+        pytest.skip(f"no {src}: run `python -m pipeline evaluate`")
+    m = json.loads(src.read_text())
+    m.pop("comparison", None)
+    m.pop("external", None)
+    folder = tmp_path / "old_models"
+    folder.mkdir()
+    (folder / "metrics.json").write_text(json.dumps(m))
+    monkeypatch.setenv("BUSI_MODELS_DIR", str(folder))
+    monkeypatch.setenv("BUSI_DIR", str(tmp_path / "no_dataset"))
+    at = run(PAGES["models"])
+    assert "not evaluated" in all_text(at).lower()
+    at.toggle(key="presentation").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "not evaluated" in texts(at.info).lower()
+
+
 def test_dataset_gallery_filters_and_paging(with_dataset):
     at = run(PAGES["dataset"])
     at.multiselect(key="g_class").set_value(["malignant"]).run()
@@ -129,6 +172,14 @@ def test_dataset_gallery_filters_and_paging(with_dataset):
     assert not at.exception
     at.number_input(key="g_page").set_value(2).run()
     assert not at.exception
+    at.button(key="g_next_top").click().run()
+    assert at.number_input(key="g_page").value == 3 and not at.exception
+    at.button(key="g_prev_bottom").click().run()
+    assert at.number_input(key="g_page").value == 2
+    assert "Page 2 of" in texts(at.markdown)
+    assert at.multiselect(key="g_class").value == ["malignant"]  # paging keeps the filters
+    at.button(key="g_prev_top").click().run()
+    assert at.number_input(key="g_page").value == 1 and at.button(key="g_prev_top").disabled
     at.multiselect(key="g_subset").set_value(["test"]).run()
     at.multiselect(key="g_size").set_value(["no lesion"]).run()  # malignant test images without lesion: none
     assert not at.exception

@@ -42,6 +42,9 @@ def test_explorer_index_filters_and_paging(tiny_dataset, tmp_path):
     assert len(explore.filter_gallery(df, subsets=["test"])) == 0
     rows, page, n_pages = explore.page_of(df, 9, per_page=4)
     assert (page, n_pages, len(rows)) == (2, 2, 2)
+    assert explore.page_count(0) == 1 and explore.page_count(13, 12) == 2 and explore.page_count(24, 12) == 2
+    assert explore.clamp_page(0, 5) == 1 and explore.clamp_page(9, 5) == 5 and explore.clamp_page("x", 5) == 1
+    assert explore.clamp_page(3.0, 5) == 3 and explore.clamp_page(None, 0) == 1
     thumb = explore.thumbnail(benign1["path"], benign1["mask_paths"], width=40)
     assert thumb.shape == (32, 40, 3)
     comp = explore.split_composition(df)
@@ -117,3 +120,104 @@ def test_results_readers(tmp_path):
     assert len(results.dice_values(m)) == 16
     text = " ".join(results.provenance(m))
     assert "data/splits/busi.csv" in text and "20 images" in text and "val" in text and "predicted" in text
+
+
+def with_comparison_and_external(m: dict) -> dict:
+    """``fake_metrics`` plus the paired comparison and a BUS-BRA external block (the newer file layout)."""
+    m = json.loads(json.dumps(m))
+    m["comparison"] = {
+        "test": {"n": 118, "accuracy_a": 0.8390, "accuracy_b": 0.8475, "difference": 0.00847, "ci95": [-0.0254, 0.0424],
+                 "bootstrap_samples": 2000, "only_b_correct": 5, "only_a_correct": 4, "mcnemar_p": 0.7267},
+        "val": {"n": 118, "accuracy_a": 0.80, "accuracy_b": 0.86, "difference": 0.06, "ci95": [0.01, 0.11],
+                "bootstrap_samples": 2000, "only_b_correct": 9, "only_a_correct": 2, "mcnemar_p": 0.0327},
+    }
+    rep = {k: dict(m["classifiers"][k]["test"], malignant_vs_benign_auc=0.81 + 0.02 * i, predicted_normal=7 - i)
+           for i, k in enumerate(("baseline", "refined"))}
+    m["external"] = {"busbra_test": {
+        "dataset": "BUS-BRA", "subset": "test", "fold": 5, "images": 383, "patients": 214,
+        "segmentation": {"dice_mean": 0.71, "dice_median": 0.80, "iou_mean": 0.6, "lesion_images": 383},
+        "classifiers": rep,
+        "comparison": {"n": 383, "accuracy_a": 0.70, "accuracy_b": 0.68, "difference": -0.0209, "ci95": [-0.05, 0.01],
+                       "bootstrap_samples": 2000, "only_b_correct": 10, "only_a_correct": 18, "mcnemar_p": 0.0002},
+        "per_scanner": {"GE Logiq 7": {"images": 182, "baseline": 0.7, "refined": 0.69},
+                        "GE Logiq 5": {"images": 179, "baseline": 0.71, "refined": 0.68}},
+    }}
+    return m
+
+
+def test_comparison_in_plain_words():
+    m = with_comparison_and_external(fake_metrics())
+    text = results.comparison_sentence(results.comparison(m, "test"))
+    assert text == ("refined − baseline accuracy = +0.8 points, 95% CI −2.5 to +4.2; McNemar p = 0.73: "
+                    "not a significant difference")
+    assert "a significant difference (p < 0.05)" in results.comparison_sentence(results.comparison(m, "val"))
+    ext = results.comparison_sentence(results.external_comparison(m))
+    assert ext == ("refined − baseline accuracy = −2.1 points, 95% CI −5.0 to +1.0; McNemar p < 0.001: "
+                   "a significant difference (p < 0.05)")
+    assert results.format_p(0.0002) == "< 0.001" and results.format_p(0.0042) == "0.004" and results.format_p(1.0) == "1.00"
+    assert "only the refined model was right on 5 and only the baseline on 4" in \
+        results.discordant_sentence(results.comparison(m, "test"))
+    assert "2,000 bootstrap" in results.discordant_sentence(results.comparison(m, "test"))
+    same = {"n": 118, "difference": 0.0, "ci95": [0.0, 0.0], "only_b_correct": 0, "only_a_correct": 0, "mcnemar_p": 1.0}
+    assert results.comparison_sentence(same).startswith("refined − baseline accuracy = 0.0 points, 95% CI 0.0 to 0.0")
+    assert "exactly the same 118 images" in results.discordant_sentence(same)
+    assert results.signed(-0.01) == "0.0" and results.signed(-2.54) == "−2.5"
+
+    table = results.comparison_table(m).set_index("evaluation")
+    assert list(table.index) == ["BUSI test split", "BUSI validation split", "BUS-BRA held-out fold (external)"]
+    assert table.loc["BUSI test split", "95% CI (points)"] == "−2.5 to +4.2"
+    assert table.loc["BUSI test split", "McNemar p"] == "0.73"
+    assert table.loc["BUS-BRA held-out fold (external)", "difference (points)"] == "−2.1"
+    assert table.loc["BUS-BRA held-out fold (external)", "significant?"] == "yes (p < 0.05)"
+    assert table.loc["BUSI test split", "significant?"] == "no"
+
+    pres = results.presentation_numbers(m, "test").set_index("key")
+    assert list(pres.index) == ["accuracy", "macro_f1", "macro_auc"]
+    assert pres.loc["accuracy", "refined"] == pytest.approx(m["classifiers"]["refined"]["test"]["accuracy"])
+    bra = results.presentation_numbers(m, "busbra").set_index("key")
+    assert list(bra.index) == ["accuracy", "macro_f1", "malignant_vs_benign_auc"]
+    assert bra.loc["malignant_vs_benign_auc", "refined"] == pytest.approx(0.83)
+    summary = " ".join(results.external_summary(m))
+    assert "383 images of 214 patients" in summary and "baseline 7, refined 6" in summary and "0.710" in summary
+    scanners = results.external_per_scanner(m)
+    assert list(scanners.index) == ["GE Logiq 5", "GE Logiq 7"] and scanners.loc["GE Logiq 5", "refined"] == 0.68
+
+
+def test_older_metrics_files_say_not_evaluated():
+    m = fake_metrics()  # no "comparison", no "external"
+    assert results.comparison(m, "test") is None and results.external(m) is None
+    assert results.comparison_sentence(results.comparison(m, "test")) == results.NOT_EVALUATED
+    assert results.discordant_sentence(None) == ""
+    table = results.comparison_table(m)
+    assert (table["McNemar p"] == results.NOT_EVALUATED).all() and (table["significant?"] == results.NOT_EVALUATED).all()
+    assert results.presentation_numbers(m, "busbra").empty
+    assert results.external_summary(m) == [] and results.external_per_scanner(m).empty
+    # partial blocks: a comparison without p or interval, an external block without classifiers
+    m["comparison"] = {"test": {"difference": 0.01}}
+    m["external"] = {"busbra_test": {"dataset": "BUS-BRA"}}
+    assert results.comparison_sentence(results.comparison(m, "test")) == "refined − baseline accuracy = +1.0 points"
+    assert results.external(m) is None
+    assert results.significance({"difference": 0.0}) == results.NOT_EVALUATED
+
+
+def test_scope_gate_summary(tmp_path):
+    scope = {"threshold": 1.54, "gate_check_ms_median": 3.1,
+             "ultrasound": {"busi": {"test": {"n": 118, "accepted": 117, "share_accepted": 0.9915}},
+                            "busbra": {"test": {"n": 383, "accepted": 382, "share_accepted": 0.9974}}},
+             "busbra_scanners": {"test": {"GE Logiq 5": {"n": 179, "accepted": 179, "share_accepted": 1.0}}},
+             "non_ultrasound": {"n": 111, "refused": 109, "share_refused": 0.982,
+                                "by_source": {"skimage": {"n": 34, "refused": 32, "share_refused": 0.9412}}}}
+    path = tmp_path / "scope_metrics.json"
+    path.write_text(json.dumps(scope))
+    assert results.load_scope_metrics(path) == scope
+    assert results.load_scope_metrics(tmp_path / "missing.json") is None
+    (tmp_path / "bad.json").write_text("[")
+    assert results.load_scope_metrics(tmp_path / "bad.json") is None
+    table = results.scope_summary(scope).set_index("what")
+    assert table.loc["Non-ultrasound pictures refused", "shown"] == "98.2% (109 of 111)"
+    assert table.loc["BUSI test images accepted", "count"] == 117
+    assert table.loc["BUS-BRA test, GE Logiq 5: accepted", "share"] == 1.0
+    assert results.scope_sources(scope).iloc[0]["refused"] == 32
+    empty = results.scope_summary(None)
+    assert (empty["shown"] == results.NOT_EVALUATED).all() and len(empty) == 3
+    assert results.scope_sources({}).empty

@@ -66,9 +66,15 @@ with overview:
     comp = explore.split_composition(index)
     long = comp.reset_index().melt(id_vars="label", var_name="subset", value_name="images")
     a, b = st.columns([3, 2])
-    a.plotly_chart(px.bar(long, x="subset", y="images", color="label", color_discrete_map=COLOURS, text="images",
-                          title="Split composition per class", barmode="stack").update_layout(height=360),
-                   width="stretch", key="split_bar")
+    # Grouped bars with the counts above them: in a stacked bar the small val/test segments were too thin
+    # for their numbers, which overlapped.
+    split_fig = px.bar(long, x="subset", y="images", color="label", color_discrete_map=COLOURS, text="images",
+                       title="Split composition per class", barmode="group",
+                       labels={"label": "class", "images": "images"})
+    split_fig.update_traces(textposition="outside", cliponaxis=False)
+    split_fig.update_layout(height=360, yaxis=dict(range=[0, long["images"].max() * 1.15]),
+                            legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right", title=None))
+    a.plotly_chart(split_fig, width="stretch", key="split_bar")
     with b:
         st.markdown("**Images per subset and class**")
         st.dataframe(comp, width="stretch")
@@ -87,12 +93,31 @@ with gallery:
     if shown.empty:
         st.info("No image matches these filters.")
     else:
-        n_pages = max(1, -(-len(shown) // PER_PAGE))
-        p1, p2 = st.columns([1, 3])
-        page = p1.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="g_page")
-        rows, page, n_pages = explore.page_of(shown, page, PER_PAGE)
-        p2.markdown(f"<br>{len(shown):,} images match; showing {len(rows)} on page {page} of {n_pages}. "
-                    "The pink line is the ground-truth lesion outline.", unsafe_allow_html=True)
+        n_pages = explore.page_count(len(shown), PER_PAGE)
+        # Clamp before the widget exists (filters may have shrunk the gallery); the buttons change the same
+        # state, so the number box, Previous and Next always agree. All three work with Tab and Enter.
+        st.session_state["g_page"] = explore.clamp_page(st.session_state.get("g_page", 1), n_pages)
+
+        def step(delta: int) -> None:
+            st.session_state["g_page"] = explore.clamp_page(st.session_state.get("g_page", 1) + delta, n_pages)
+
+        def pager(where: str) -> None:
+            current = st.session_state["g_page"]
+            b1, b2, b3 = st.columns(3, vertical_alignment="bottom")
+            b1.button("Previous page", key=f"g_prev_{where}", icon=":material/chevron_left:", on_click=step,
+                      args=(-1,), disabled=current <= 1, width="stretch")
+            if where == "top":
+                b2.number_input(f"Page (1 to {n_pages})", min_value=1, max_value=n_pages, step=1, key="g_page",
+                                help="Type a page number and press Enter.")
+            else:
+                b2.markdown(f"Page {current} of {n_pages}")
+            b3.button("Next page", key=f"g_next_{where}", icon=":material/chevron_right:", on_click=step,
+                      args=(1,), disabled=current >= n_pages, width="stretch")
+
+        pager("top")
+        rows, page, n_pages = explore.page_of(shown, st.session_state["g_page"], PER_PAGE)
+        st.markdown(f"**Page {page} of {n_pages}** — {len(shown):,} images match, {len(rows)} shown. "
+                        "The pink line is the ground-truth lesion outline.")
         cols = st.columns(4)
         for i, row in enumerate(rows.itertuples()):
             with cols[i % 4]:
@@ -100,6 +125,8 @@ with gallery:
                 st.image(state.get_thumbnail(row.path, row.mask_paths),
                          caption=f"{row.image.rsplit('/', 1)[-1]} · {row.subset}{dup} · lesion "
                                  f"{row.lesion_fraction:.1%}", width="stretch")
+        if n_pages > 1:
+            pager("bottom")
 
 with dups:
     groups = explore.duplicate_groups(index)

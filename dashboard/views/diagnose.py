@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,10 @@ from pipeline.inference.measure import describe
 from pipeline.inference.report import to_json
 from pipeline.views import diagnosis
 
+ZOOM_CONFIG = {  # the zoomable overlay: wheel zooms, drag pans, double-click goes back to the whole image
+    "scrollZoom": True, "doubleClick": "reset", "displaylogo": False, "displayModeBar": True,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toImage"],
+}
 UPLOAD = "Upload an image"
 PICK = "Pick a test image from the dataset"
 CLASS_COLOURS = {"benign": "#2e7d32", "malignant": "#c62828", "normal": "#1565c0"}
@@ -96,18 +101,33 @@ alpha = c1.slider("Mask opacity", 0.0, 1.0, 0.4, 0.05, key="alpha")
 mode = c2.radio("Mask style", ["filled", "contour"], horizontal=True, key="mode")
 heat_alpha = c3.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="heat_alpha")
 
-# --- images side by side ------------------------------------------------------------------
-col_orig, col_mask, col_cam = st.columns(3)
-col_orig.image(diag.image.rgb, caption=f"Original — {diag.name} ({diag.image.width}×{diag.image.height} px)",
-               width="stretch")
-over = diagnosis.overlay_image(diag, alpha, mode)
-col_mask.image(over, caption="Predicted lesion outline (segmentation model)", width="stretch")
-cam_slot = col_cam.empty()
-cam_slot.info("Computing the Grad-CAM heatmap…")
 
-# --- prediction -----------------------------------------------------------------------------
-left, right = st.columns([3, 2])
-with left:
+
+def zoomable_figure(png: bytes, width: int, height: int) -> go.Figure:
+    """The overlay as a plotly image (PNG data URI: small, sharp): scroll to zoom, drag to pan, equal aspect."""
+    fig = go.Figure(go.Image(source="data:image/png;base64," + base64.b64encode(png).decode("ascii"),
+                             hovertemplate="x %{x}, y %{y}<extra></extra>"))
+    axis = dict(visible=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(**axis, range=[-0.5, width - 0.5], constrain="domain")
+    fig.update_yaxes(**axis, range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    fig.update_layout(dragmode="pan", margin=dict(l=0, r=0, t=0, b=0), plot_bgcolor="rgba(0,0,0,0)",
+                      height=int(min(560, max(220, 480 * height / max(width, 1)))))
+    return fig
+
+
+# --- the zoomable overlay beside the answer -------------------------------------------------------
+# Left: the image with the predicted outline, large, to zoom and pan. Right: the label at a glance.
+# Below: the original, the Grad-CAM slot (filled last) and the measurements.
+over = diagnosis.overlay_image(diag, alpha, mode)
+over_png = diagnosis.png_bytes(over)
+col_zoom, col_answer = st.columns([3, 2])
+with col_zoom:
+    st.plotly_chart(zoomable_figure(over_png, diag.image.width, diag.image.height), width="stretch",
+                    config=ZOOM_CONFIG, key="zoom_overlay", alt="Ultrasound image with the predicted lesion outline")
+    st.caption("Predicted lesion outline (segmentation model). **Scroll to zoom, drag to pan, double-click to "
+               "reset**; full screen: the button at the top right of the image.")
+
+with col_answer:
     if analysed_anyway:
         st.warning("**Out of scope — analysed anyway.** " + refusal + " Treat the label below as meaningless.",
                    icon=":material/block:")
@@ -122,17 +142,27 @@ with left:
         st.success("Both models agree.", icon=":material/check_circle:")
     for w in diagnosis.all_warnings(diag):
         st.warning(w, icon=":material/warning:")
+    # Horizontal bars: class names and percentages stay readable in a narrow column.
     fig = go.Figure()
     for model, probs, colour in (("Refined (lesion crop + whole image)", pred.probabilities, "#c2185b"),
                                  ("Baseline (whole image)", pred.baseline_probabilities, "#9e9e9e")):
-        fig.add_bar(name=model, x=list(probs), y=list(probs.values()), marker_color=colour,
-                    text=[f"{v:.0%}" for v in probs.values()], textposition="outside")
-    fig.update_layout(barmode="group", height=300, margin=dict(l=10, r=10, t=30, b=10),
-                      yaxis=dict(range=[0, 1.12], tickformat=".0%", title="probability"),
-                      legend=dict(orientation="h", y=1.15), title=None)
+        fig.add_bar(name=model, y=list(probs), x=list(probs.values()), orientation="h", marker_color=colour,
+                    text=[f"{v:.0%}" for v in probs.values()], textposition="outside", cliponaxis=False,
+                    hovertemplate="%{y}: %{x:.1%}<extra>" + model + "</extra>")
+    fig.update_layout(barmode="group", height=250, margin=dict(l=10, r=30, t=10, b=10),
+                      xaxis=dict(range=[0, 1.18], tickformat=".0%", title=None),
+                      yaxis=dict(autorange="reversed", title=None),
+                      legend=dict(orientation="h", y=-0.12, yanchor="top"), title=None)
     st.plotly_chart(fig, width="stretch", key="probs_chart")
 
-with right:
+col_orig, col_cam = st.columns(2)
+col_orig.image(diag.image.rgb, caption=f"Original — {diag.name} ({diag.image.width}×{diag.image.height} px)",
+               width="stretch")
+cam_slot = col_cam.empty()
+cam_slot.info("Computing the Grad-CAM heatmap…")
+
+left, right = st.columns([3, 2])
+with left:
     st.subheader("Lesion measurements")
     m = diag.measurements
     for line in describe(m):
@@ -152,6 +182,7 @@ with right:
     if diag.image.pixel_spacing_mm is None:
         st.caption("No pixel spacing in this file, so sizes are in pixels only.")
 
+with right:
     if diag.truth_mask is not None or diag.true_label is not None:
         st.subheader("Against the ground truth")
         g1, g2 = st.columns(2)
@@ -185,8 +216,8 @@ except Exception as exc:  # noqa: BLE001 - an explanation failure must not hide 
 report = diagnosis.report_for(diag, predictor, heat, display={"mask_opacity": alpha, "mask_style": mode},
                               analysed_anyway=analysed_anyway)
 stem = Path(diag.name).stem or "image"
-d1, d2, _ = st.columns([1, 1, 2])
-d1.download_button("Overlay (PNG)", diagnosis.png_bytes(over), file_name=f"{stem}_overlay.png",
+d1, d2, _ = st.columns(3)
+d1.download_button("Overlay (PNG)", over_png, file_name=f"{stem}_overlay.png",
                    mime="image/png", key="dl_png", icon=":material/download:")
 d2.download_button("Report (JSON)", to_json(report), file_name=f"{stem}_report.json",
                    mime="application/json", key="dl_json", icon=":material/download:")

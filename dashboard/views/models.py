@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.common import disclaimer
+from pipeline import paths
 from pipeline.data.busi import load_sample
 from pipeline.errors import BusiError
 from pipeline.inference.overlay import overlay
@@ -24,6 +25,68 @@ if m is None:
     st.warning(f"**No evaluation results to show.** {problem}")
     st.stop()
 
+SHORT_LABELS = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "macro_auc": "Macro AUC", "ece": "Calibration (ECE)",
+                "malignant_vs_benign_auc": "Malignant-vs-benign AUC"}
+
+
+METRIC_LABELS = {**SHORT_LABELS, "ece": "Calibration"}
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _scope(path: str, mtime_ns: int) -> dict | None:
+    return results.load_scope_metrics(path)
+
+
+def scope_metrics() -> dict | None:
+    path = paths.models_dir() / "scope_metrics.json"
+    return _scope(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
+
+
+def fmt_score(key: str, value: float | None) -> str:
+    """Accuracy in percent (differences are read in points), the other scores on 0-1."""
+    if value is None:
+        return "—"
+    return f"{value:.1%}" if key == "accuracy" else f"{value:.3f}"
+
+
+def scoreboard(numbers, comp: dict | None) -> None:
+    """Presentation view: one row per score, baseline and refined side by side, then the difference in words."""
+    head = st.columns([2, 2, 2], vertical_alignment="bottom")
+    head[1].markdown(f"**{results.MODEL_TITLES['baseline']}**")
+    head[2].markdown(f"**{results.MODEL_TITLES['refined']}**")
+    for row in numbers.itertuples():
+        c = st.columns([2, 2, 2], vertical_alignment="center")
+        c[0].markdown(f"#### {SHORT_LABELS.get(row.key, row.metric)}")
+        c[1].metric(f"{row.metric}, baseline", fmt_score(row.key, row.baseline), label_visibility="collapsed")
+        c[2].metric(f"{row.metric}, refined", fmt_score(row.key, row.refined), label_visibility="collapsed")
+    sentence = results.comparison_sentence(comp)
+    if sentence == results.NOT_EVALUATED:
+        st.info("Difference between the two models: not evaluated (re-run `python -m pipeline evaluate`).")
+    else:
+        st.info(f"**{sentence[0].upper() + sentence[1:]}.**", icon=":material/balance:")
+        st.caption(results.discordant_sentence(comp))
+
+
+presenting = st.toggle("Presentation view", key="presentation",
+                       help="Only the headline numbers, large: baseline vs refined on the BUSI test split and on "
+                            "the external BUS-BRA fold, and whether the difference is real. Turn off for the details.")
+if presenting:
+    st.subheader("BUSI test split")
+    n_test = m["classifiers"]["refined"].get("test", {}).get("n")
+    st.caption(f"{n_test} images never used for training or for any choice; near-duplicates kept out of it.")
+    scoreboard(results.presentation_numbers(m, "test"), results.comparison(m, "test"))
+    if results.external(m) is not None:
+        ext = results.external(m)
+        st.subheader("External check: BUS-BRA held-out fold")
+        st.caption(f"{ext.get('images', '?')} images of {ext.get('patients', '?')} patients from Brazil, other "
+                   "scanners, never used in training. BUS-BRA has no normal class: a 'normal' answer counts as "
+                   "wrong, and the AUC is malignant vs benign.")
+        scoreboard(results.presentation_numbers(m, "busbra"), results.external_comparison(m))
+    else:
+        st.subheader("External check: BUS-BRA")
+        st.info("Not evaluated: BUS-BRA was not available when the models were scored.")
+    st.stop()
+
 subset = st.radio("Scores on", ["test", "val"], horizontal=True, key="subset",
                   format_func=lambda s: {"test": "test split (the honest number)", "val": "validation split"}[s])
 
@@ -33,18 +96,34 @@ fusion = m.get("choices", {}).get("fusion_weight", 1.0)
 st.markdown("The **baseline** classifier looks at the whole image; the **refined** answer adds a classifier that "
             "looks at a square around the lesion outlined by the segmentation model"
             + (f" (the two are averaged, {fusion:.0%} lesion crop)" if fusion < 1 else "")
-            + ". The arrows show the change from baseline to refined.")
+            + ". The big numbers are the refined model's; the small ones its change from the baseline.")
 head = results.headline(m, subset)
 cols = st.columns(len(head) + 1)
 for col, row in zip(cols, head.itertuples()):
-    delta_colour = "inverse" if row.key == "ece" else "normal"
-    col.metric(row.metric, f"{row.refined:.3f}", f"{row.change:+.3f} vs baseline {row.baseline:.3f}",
-               delta_color=delta_colour, help="Lower is better." if row.key == "ece" else "Higher is better.")
+    if row.refined is None or row.refined != row.refined:
+        col.metric(METRIC_LABELS.get(row.key, row.metric), "—", help=f"{row.metric}: not evaluated.")
+        continue
+    same = row.change is None or abs(row.change) < 0.0005  # no green/red arrow for "no change"
+    # Short label and delta (five columns fit at 1024 px); the baseline value is in the help and the table below.
+    col.metric(METRIC_LABELS.get(row.key, row.metric), f"{row.refined:.3f}",
+               f"{row.change:+.3f}" if not same else "= baseline",
+               delta_color="off" if same else ("inverse" if row.key == "ece" else "normal"),
+               delta_arrow="off" if same else "auto",
+               help=f"{row.metric} of the refined model (baseline {row.baseline:.3f}). "
+                    + ("Lower is better." if row.key == "ece" else "Higher is better."))
 seg = results.segmentation_summary(m, subset)
 if seg.get("dice_mean") is not None:
-    cols[-1].metric("Segmentation Dice (mean)", f"{seg['dice_mean']:.3f}",
-                    f"median {seg['dice_median']:.3f}", delta_color="off",
-                    delta_arrow="off", help="Overlap of predicted and hand-drawn lesion masks (1 = perfect).")
+    cols[-1].metric("Lesion Dice", f"{seg['dice_mean']:.3f}",
+                    f"median {seg['dice_median']:.2f}", delta_color="off", delta_arrow="off",
+                    help="Segmentation: mean Dice overlap of the predicted and hand-drawn lesion masks on the "
+                         "lesion images (1 = perfect); the median is below.")
+comp = results.comparison(m, subset)
+if comp is None:
+    st.markdown("**Is the accuracy difference real?** Not evaluated (this metrics file has no paired comparison; "
+                "re-run `python -m pipeline evaluate`).")
+else:
+    st.markdown(f"**Is the accuracy difference real?** {results.comparison_sentence(comp)}.")
+    st.caption(results.discordant_sentence(comp))
 st.dataframe(head.drop(columns=["key"]).set_index("metric"), width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("baseline", "refined", "change")})
 
@@ -56,6 +135,15 @@ with st.expander("How these numbers were obtained", expanded=True):
                     f"{seg.get('dice_mean', 0):.3f}, mean IoU {seg.get('iou_mean', 0):.3f}; on "
                     f"{seg.get('normal_images')} normal images the model outlined something in "
                     f"{seg.get('normal_false_positive_rate', 0):.0%} of them.")
+
+# --- paired comparison on every evaluation view ----------------------------------------------------
+st.subheader("Refined vs baseline on the same images")
+st.caption("Difference of accuracy (refined − baseline) in percentage points, with its 95% bootstrap interval and "
+           "the exact McNemar test on the images where only one model was right. An interval that contains 0 and "
+           "p ≥ 0.05 mean the data cannot tell the two models apart.")
+st.dataframe(results.comparison_table(m), hide_index=True, width="stretch",
+             column_config={"baseline accuracy": st.column_config.NumberColumn(format="percent"),
+                            "refined accuracy": st.column_config.NumberColumn(format="percent")})
 
 # --- per-class tables ---------------------------------------------------------------------------
 st.subheader("Per-class precision, recall and F1")
@@ -118,13 +206,76 @@ if not dices.empty:
     fig.update_layout(height=340)
     st.plotly_chart(fig, width="stretch", key="dice_hist")
 
+# --- external check: BUS-BRA --------------------------------------------------------------------------
+st.subheader("External check: BUS-BRA held-out fold")
+ext = results.external(m)
+if ext is None:
+    st.info("Not evaluated: BUS-BRA was not available when the models were scored (`python -m pipeline evaluate` "
+            "adds this check when the BUS-BRA dataset is on disk).")
+else:
+    for line in results.external_summary(m):
+        st.markdown(f"- {line}")
+    numbers = results.presentation_numbers(m, "busbra")
+    cols = st.columns(len(numbers))
+    for col, row in zip(cols, numbers.itertuples()):
+        change = None if row.baseline is None or row.refined is None else row.refined - row.baseline
+        same = change is None or abs(change) < 0.0005
+        col.metric(SHORT_LABELS.get(row.key, row.metric), "—" if row.refined is None else f"{row.refined:.3f}",
+                   None if change is None else (f"same as baseline {row.baseline:.3f}" if same
+                                                else f"{change:+.3f} vs baseline {row.baseline:.3f}"),
+                   delta_color="off" if same else "normal", delta_arrow="off" if same else "auto",
+                   help=f"{row.metric} of the refined model on BUS-BRA.")
+    st.markdown(f"**Is the accuracy difference real?** {results.comparison_sentence(results.external_comparison(m))}.")
+    scanners = results.external_per_scanner(m)
+    if not scanners.empty:
+        st.markdown("**Accuracy per scanner**")
+        st.dataframe(scanners, width="stretch",
+                     column_config={"baseline": st.column_config.NumberColumn("baseline accuracy", format="percent"),
+                                    "refined": st.column_config.NumberColumn("refined accuracy", format="percent")})
+
+# --- scope gate ----------------------------------------------------------------------------------------
+st.subheader("Scope gate: refusing pictures that are not breast ultrasound")
+scope = scope_metrics()
+if scope is None:
+    st.info("Not evaluated: `models/scope_metrics.json` is missing (run `python -m pipeline scope`).")
+else:
+    summary = results.scope_summary(scope)
+    cols = st.columns(3)
+    for col, row in zip(cols, summary.head(3).itertuples()):
+        col.metric(row.what, "not evaluated" if row.share is None else f"{row.share:.1%}",
+                   None if row.share is None else f"{row.count} of {row.images}", delta_color="off",
+                   delta_arrow="off")
+    a, b = st.columns(2)
+    per_scanner = summary.iloc[3:]
+    if not per_scanner.empty:
+        a.markdown("**BUS-BRA test images accepted, per scanner**")
+        a.dataframe(per_scanner.assign(what=per_scanner["what"].str.removeprefix("BUS-BRA test, ")
+                                       .str.removesuffix(": accepted"))
+                    .rename(columns={"what": "scanner", "count": "accepted"})[["scanner", "images", "accepted", "share"]],
+                    hide_index=True, width="stretch",
+                    column_config={"share": st.column_config.NumberColumn("share accepted", format="percent")})
+    sources = results.scope_sources(scope)
+    if not sources.empty:
+        b.markdown("**Non-ultrasound pictures refused, per source**")
+        b.dataframe(sources, hide_index=True, width="stretch",
+                    column_config={"share refused": st.column_config.NumberColumn(format="percent")})
+    extra = []
+    if scope.get("threshold") is not None:
+        target = scope.get("accept_target_on_validation")
+        extra.append(f"distance threshold {scope['threshold']:.3g}"
+                     + (f", set so that {target:.0%} of validation ultrasound images pass" if target else ""))
+    if scope.get("gate_check_ms_median") is not None:
+        extra.append(f"the check takes {scope['gate_check_ms_median']:.2g} ms per image (median)")
+    st.caption("A refused image gets no label on the Diagnose page (the user can still ask for one, flagged as "
+               "out of scope)" + ("; " + "; ".join(extra) if extra else "") + ".")
+
 # --- error browser --------------------------------------------------------------------------------
 st.subheader("Where the models disagree or are wrong")
 table = results.per_image(m, subset)
 if table.empty:
     st.info("metrics.json holds no per-image results.")
     st.stop()
-which = st.selectbox("Show test images where", results.CASE_FILTERS, key="case_filter")
+which = st.selectbox(f"Show {'test' if subset == 'test' else 'validation'} images where", results.CASE_FILTERS, key="case_filter")
 picked = results.cases(table, which)
 st.caption(f"{len(picked)} of {len(table)} images.")
 if picked.empty:

@@ -107,10 +107,24 @@ def filter_gallery(index: pd.DataFrame, classes=None, subsets=None, duplicates_c
     return df.sort_values(["label", "number"])
 
 
+def page_count(n_rows: int, per_page: int = 12) -> int:
+    """Number of gallery pages for ``n_rows`` rows (at least 1)."""
+    return max(1, math.ceil(n_rows / per_page))
+
+
+def clamp_page(page, n_pages: int) -> int:
+    """``page`` as an int within 1..``n_pages`` (1 for anything that is not a number)."""
+    try:
+        page = int(page)
+    except (TypeError, ValueError):
+        page = 1
+    return min(max(1, page), max(1, int(n_pages)))
+
+
 def page_of(df: pd.DataFrame, page: int, per_page: int = 12) -> tuple[pd.DataFrame, int, int]:
     """Rows of 1-based ``page`` (clamped to the valid range), the page used and the number of pages."""
-    n_pages = max(1, math.ceil(len(df) / per_page))
-    page = min(max(1, int(page)), n_pages)
+    n_pages = page_count(len(df), per_page)
+    page = clamp_page(page, n_pages)
     return df.iloc[(page - 1) * per_page: page * per_page], page, n_pages
 
 

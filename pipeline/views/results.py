@@ -163,3 +163,208 @@ def provenance(m: dict) -> list[str]:
                  for name, info in models.items()]
         lines.append("Models — " + "; ".join(parts) + ".")
     return lines
+
+
+# --- paired comparison, external check and scope gate (newer metrics files) -------------------------
+NOT_EVALUATED = "not evaluated"
+SUBSET_TITLES = {"test": "BUSI test split", "val": "BUSI validation split"}
+# Headline numbers of the presentation view: (report key, title). BUS-BRA has no normal class, so its
+# AUC is malignant vs benign (from P(malignant)) rather than the three-class macro AUC.
+PRESENTATION_KEYS = (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"), ("macro_auc", "Macro AUC"))
+EXTERNAL_KEYS = (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"), ("malignant_vs_benign_auc", "Malignant-vs-benign AUC"))
+
+
+def _number(v) -> float | None:
+    """``v`` as a float, or None when missing or not a number (NaN included)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if f != f else f
+
+
+def signed(v: float, digits: int = 1) -> str:
+    """``+0.9`` / ``−2.5`` (a true minus sign, as in print)."""
+    if round(v, digits) == 0:
+        return f"{0:.{digits}f}"  # no "+0.0" or "−0.0"
+    return f"{v:+.{digits}f}".replace("-", "−")
+
+
+def format_p(p: float | None) -> str:
+    """A p-value as people write it: ``0.73``, ``0.004``, ``< 0.001``."""
+    p = _number(p)
+    if p is None:
+        return "?"
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+
+
+def comparison(m: dict, subset: str = "test") -> dict | None:
+    """The paired baseline-vs-refined comparison of ``subset`` ("val"/"test"), None when not evaluated."""
+    comp = (m.get("comparison") or {}).get(subset)
+    return comp if isinstance(comp, dict) and _number(comp.get("difference")) is not None else None
+
+
+def external(m: dict) -> dict | None:
+    """The external BUS-BRA held-out-fold results, None when absent (BUS-BRA was not available)."""
+    ext = (m.get("external") or {}).get("busbra_test")
+    return ext if isinstance(ext, dict) and isinstance(ext.get("classifiers"), dict) else None
+
+
+def significance(comp: dict | None, alpha: float = 0.05) -> str:
+    """``"not a significant difference"`` / ``"a significant difference"`` from McNemar's p."""
+    p = _number((comp or {}).get("mcnemar_p"))
+    if p is None:
+        return NOT_EVALUATED
+    return f"a significant difference (p < {alpha:g})" if p < alpha else "not a significant difference"
+
+
+def comparison_sentence(comp: dict | None) -> str:
+    """Plain words: "refined − baseline accuracy = +0.9 points, 95% CI −2.5 to +4.2; McNemar p = 0.73: not a
+    significant difference". ``NOT_EVALUATED`` when the comparison is missing."""
+    if not comp or _number(comp.get("difference")) is None:
+        return NOT_EVALUATED
+    text = f"refined − baseline accuracy = {signed(100 * comp['difference'])} points"
+    ci = comp.get("ci95") or []
+    if len(ci) == 2 and None not in (_number(ci[0]), _number(ci[1])):
+        text += f", 95% CI {signed(100 * ci[0])} to {signed(100 * ci[1])}"
+    if _number(comp.get("mcnemar_p")) is not None:
+        shown = format_p(comp["mcnemar_p"])
+        text += f"; McNemar p {shown if shown.startswith('<') else '= ' + shown}: {significance(comp)}"
+    return text
+
+
+def discordant_sentence(comp: dict | None) -> str:
+    """Which images the test looks at: "On 118 images, only the refined model was right on 4, only the baseline on 3."."""
+    if not comp or comp.get("only_b_correct") is None or comp.get("only_a_correct") is None:
+        return ""
+    n = comp.get("n")
+    if comp["only_b_correct"] == comp["only_a_correct"] == 0:
+        return (f"The two models were right and wrong on exactly the same {n or ''} images, so there is no "
+                "difference to test.").replace("  ", " ")
+    return (f"{'On ' + str(n) + ' images, o' if n else 'O'}nly the refined model was right on {comp['only_b_correct']} "
+            f"and only the baseline on {comp['only_a_correct']}; McNemar's exact test compares these two counts"
+            + (f", the interval comes from {comp['bootstrap_samples']:,} bootstrap resamples of the images."
+               if comp.get("bootstrap_samples") else "."))
+
+
+def comparison_table(m: dict) -> pd.DataFrame:
+    """One row per evaluation view (BUSI test, BUSI val, BUS-BRA test): accuracies, difference, CI, p, significance.
+
+    Views never evaluated are rows saying ``NOT_EVALUATED`` (older metrics files have no comparison)."""
+    views = [(SUBSET_TITLES[s], comparison(m, s)) for s in ("test", "val")]
+    views.append(("BUS-BRA held-out fold (external)", external_comparison(m)))
+    rows = []
+    for title, comp in views:
+        if comp is None:
+            rows.append({"evaluation": title, "images": None, "baseline accuracy": None, "refined accuracy": None,
+                         "difference (points)": NOT_EVALUATED, "95% CI (points)": NOT_EVALUATED,
+                         "McNemar p": NOT_EVALUATED, "significant?": NOT_EVALUATED})
+            continue
+        ci = comp.get("ci95") or [None, None]
+        rows.append({
+            "evaluation": title, "images": comp.get("n"),
+            "baseline accuracy": _number(comp.get("accuracy_a")), "refined accuracy": _number(comp.get("accuracy_b")),
+            "difference (points)": signed(100 * comp["difference"]),
+            "95% CI (points)": (f"{signed(100 * ci[0])} to {signed(100 * ci[1])}"
+                                if None not in (_number(ci[0]), _number(ci[1])) else NOT_EVALUATED),
+            "McNemar p": format_p(comp.get("mcnemar_p")) if _number(comp.get("mcnemar_p")) is not None else NOT_EVALUATED,
+            "significant?": ("yes (p < 0.05)" if significance(comp).startswith("a significant") else
+                             "no" if significance(comp) != NOT_EVALUATED else NOT_EVALUATED),
+        })
+    return pd.DataFrame(rows)
+
+
+def presentation_numbers(m: dict, source: str = "test") -> pd.DataFrame:
+    """Headline rows (metric, baseline, refined) for the presentation view.
+
+    ``source``: "test"/"val" (BUSI) or "busbra" (the external fold; empty frame when absent)."""
+    if source == "busbra":
+        ext = external(m)
+        if ext is None:
+            return pd.DataFrame(columns=["key", "metric", "baseline", "refined"])
+        reports, keys = ext["classifiers"], EXTERNAL_KEYS
+    else:
+        reports, keys = {k: m["classifiers"].get(k, {}).get(source, {}) for k in MODELS}, PRESENTATION_KEYS
+    rows = [{"key": key, "metric": title, "baseline": _number((reports.get("baseline") or {}).get(key)),
+             "refined": _number((reports.get("refined") or {}).get(key))} for key, title in keys]
+    return pd.DataFrame(rows, columns=["key", "metric", "baseline", "refined"])
+
+
+def external_comparison(m: dict) -> dict | None:
+    """The paired comparison on BUS-BRA's held-out fold, None when absent."""
+    ext = external(m)
+    comp = (ext or {}).get("comparison")
+    return comp if isinstance(comp, dict) and _number(comp.get("difference")) is not None else None
+
+
+def external_summary(m: dict) -> list[str]:
+    """Plain sentences about the BUS-BRA check (what it is, segmentation, 'normal' answers); [] when absent."""
+    ext = external(m)
+    if ext is None:
+        return []
+    lines = [f"{ext.get('dataset', 'BUS-BRA')} (Brazil, other scanners, never used in training or model choices): "
+             f"held-out fold {ext.get('fold', '?')}, {ext.get('images', '?')} images of {ext.get('patients', '?')} "
+             "patients, all biopsy-proven benign or malignant — it has no normal class, so a 'normal' answer counts "
+             "as wrong."]
+    normal = {k: (ext["classifiers"].get(k) or {}).get("predicted_normal") for k in MODELS}
+    if all(v is not None for v in normal.values()):
+        lines.append(f"Lesions called 'normal': baseline {normal['baseline']}, refined {normal['refined']}.")
+    seg = ext.get("segmentation") or {}
+    if _number(seg.get("dice_mean")) is not None:
+        lines.append(f"Segmentation on {seg.get('lesion_images', '?')} lesion images: mean Dice {seg['dice_mean']:.3f}"
+                     + (f" (median {seg['dice_median']:.3f})" if _number(seg.get("dice_median")) is not None else "")
+                     + (f", mean IoU {seg['iou_mean']:.3f}" if _number(seg.get("iou_mean")) is not None else "") + ".")
+    return lines
+
+
+def external_per_scanner(m: dict) -> pd.DataFrame:
+    """Accuracy per BUS-BRA scanner (rows: scanner; columns images, baseline, refined); empty when absent."""
+    per = (external(m) or {}).get("per_scanner") or {}
+    rows = [{"scanner": s, "images": v.get("images"), "baseline": _number(v.get("baseline")),
+             "refined": _number(v.get("refined"))} for s, v in sorted(per.items())]
+    return pd.DataFrame(rows, columns=["scanner", "images", "baseline", "refined"]).set_index("scanner")
+
+
+def load_scope_metrics(path: str | os.PathLike) -> dict | None:
+    """``models/scope_metrics.json`` (the out-of-scope gate's evaluation), None when missing or unreadable."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _share(entry: dict | None, key: str) -> tuple[float | None, int | None, int | None]:
+    entry = entry or {}
+    count_key = "accepted" if key == "share_accepted" else "refused"
+    return _number(entry.get(key)), entry.get(count_key), entry.get("n")
+
+
+def scope_summary(s: dict | None) -> pd.DataFrame:
+    """Rows (what, images, share, meaning) for the Scope-gate section; "not evaluated" rows where absent."""
+    s = s or {}
+    us = s.get("ultrasound") or {}
+    items = [
+        ("Non-ultrasound pictures refused", s.get("non_ultrasound"), "share_refused", "higher is better"),
+        ("BUSI test images accepted", (us.get("busi") or {}).get("test"), "share_accepted", "higher is better"),
+        ("BUS-BRA test images accepted", (us.get("busbra") or {}).get("test"), "share_accepted", "higher is better"),
+    ]
+    for scanner, entry in sorted(((s.get("busbra_scanners") or {}).get("test") or {}).items()):
+        items.append((f"BUS-BRA test, {scanner}: accepted", entry, "share_accepted", "higher is better"))
+    rows = []
+    for title, entry, key, _ in items:
+        share, count, n = _share(entry, key)
+        rows.append({"what": title, "images": n, "count": count, "share": share,
+                     "shown": NOT_EVALUATED if share is None else f"{share:.1%} ({count} of {n})"})
+    return pd.DataFrame(rows, columns=["what", "images", "count", "share", "shown"])
+
+
+def scope_sources(s: dict | None) -> pd.DataFrame:
+    """Non-ultrasound pictures refused, per source of the pictures; empty when absent."""
+    by = ((s or {}).get("non_ultrasound") or {}).get("by_source") or {}
+    rows = [{"source": k, "pictures": v.get("n"), "refused": v.get("refused"), "share refused": _number(v.get("share_refused"))}
+            for k, v in sorted(by.items())]
+    return pd.DataFrame(rows, columns=["source", "pictures", "refused", "share refused"])
