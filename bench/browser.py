@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -163,3 +163,21 @@ def upload_and_wait_label(page, file_path: Path, timeout_ms: int = 120_000) -> s
     locator = page.get_by_text(LABEL_RE).first
     locator.wait_for(timeout=timeout_ms)
     return LABEL_RE.search(locator.inner_text()).group(1)
+
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+
+def block_outside(page, record: Callable[[str, str], None]) -> None:
+    """Abort every request that leaves this machine, as if offline, calling ``record(resource_type, url)``."""
+    from urllib.parse import urlsplit
+
+    def handle(route):
+        url = route.request.url
+        if url.startswith(("data:", "blob:", "about:")) or urlsplit(url).hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            record(route.request.resource_type, url)
+            route.abort("internetdisconnected")
+
+    page.route("**/*", handle)

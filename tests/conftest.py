@@ -31,6 +31,18 @@ def busbra_dir() -> Path:
     return Path(value)
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of a Chromium for the real-browser tests; they skip with a reason without one (``make browser``)."""
+    from bench.browser import find_chromium
+
+    path = find_chromium()
+    if path is None:
+        pytest.skip("Chromium is not installed (run `make browser`; it needs root apt-get): no browser test")
+    pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
+    return path
+
+
 def write_png(path: Path, array: np.ndarray) -> Path:
     """Write a PNG (creating folders)."""
     path.parent.mkdir(parents=True, exist_ok=True)

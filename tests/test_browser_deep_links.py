@@ -7,12 +7,9 @@ Skips when Chromium or the playwright package is absent (`make browser` installs
 
 from __future__ import annotations
 
-import pytest
-
 from bench.browser import (
     PAGE_TITLES,
     ROOT,
-    find_chromium,
     launch,
     streamlit_server,
     wait_healthy,
@@ -23,15 +20,6 @@ from dashboard.common import DISCLAIMER
 
 SHOTS = ROOT / "test-output" / "screenshots"
 NAV = ["Diagnose", "Dataset", "Models", "Clinics"]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.skip("Chromium is not installed (run `make browser`; it needs root apt-get): no browser test")
-    pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
-    return path
 
 
 def test_pages_opened_by_url_keep_the_app_navigation(chromium, tmp_path):

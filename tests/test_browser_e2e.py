@@ -10,12 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from bench.browser import (
     PAGE_TITLES,
     ROOT,
-    find_chromium,
     fit_viewport,
     launch,
     open_page,
@@ -30,15 +27,6 @@ from bench.browser import (
 from pipeline.paths import MODELS_DIR
 
 SHOTS = ROOT / "test-output" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.skip("Chromium is not installed (run `make browser`; it needs root apt-get): no browser test")
-    pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
-    return path
 
 
 def test_every_page_in_a_real_browser(chromium, tmp_path):

@@ -7,14 +7,10 @@ Skips when Chromium or the playwright package is absent (`make browser` installs
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-import pytest
-
 from bench.browser import (
     PAGE_TITLES,
     ROOT,
-    find_chromium,
+    block_outside,
     fit_viewport,
     launch,
     open_page,
@@ -28,29 +24,7 @@ from pipeline.clinics.geocode import geocode
 from pipeline.clinics.search import search_facilities
 
 SHOTS = ROOT / "test-output" / "screenshots"
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 MAP_IFRAME = 'iframe[title*="folium"]'
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.skip("Chromium is not installed (run `make browser`; it needs root apt-get): no browser test")
-    pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
-    return path
-
-
-def _block_non_local(page, blocked: list[tuple[str, str]]) -> None:
-    def handle(route):
-        url = route.request.url
-        if url.startswith(("data:", "blob:", "about:")) or urlsplit(url).hostname in LOCAL_HOSTS:
-            route.continue_()
-        else:
-            blocked.append((route.request.resource_type, url))
-            route.abort("internetdisconnected")
-
-    page.route("**/*", handle)
 
 
 def test_clinics_map_draws_offline(chromium, tmp_path):
@@ -71,7 +45,7 @@ def test_clinics_map_draws_offline(chromium, tmp_path):
                 page = context.new_page()
                 blocked: list[tuple[str, str]] = []
                 errors: list[str] = []
-                _block_non_local(page, blocked)
+                block_outside(page, lambda kind, url: blocked.append((kind, url)))
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
                 page.goto(url)
                 wait_title(page, PAGE_TITLES["diagnose"])

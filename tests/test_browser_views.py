@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import cv2
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from bench.browser import (
     PAGE_TITLES,
     ROOT,
-    find_chromium,
+    block_outside,
     fit_viewport,
     launch,
     open_page,
@@ -33,33 +32,10 @@ from bench.browser import (
 from pipeline.paths import MODELS_DIR
 
 SHOTS = ROOT / "test-output" / "screenshots"
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 WIDTHS = (1400, 1024)
 LABEL_OR_REFUSAL = re.compile(r"Prediction: (benign|malignant|normal)|does not look like a breast ultrasound")
 # The plotly graph of the zoomable overlay: the one whose first trace is an image.
 ZOOM_GRAPH = "[...document.querySelectorAll('.js-plotly-plot')].find(g => g.data && g.data[0].type === 'image')"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.skip("Chromium is not installed (run `make browser`; it needs root apt-get): no browser test")
-    pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
-    return path
-
-
-def _record_outside(page, outside: list[tuple[str, str, str]], current: dict) -> None:
-    """Block every request that leaves this machine and remember it (page, resource type, URL)."""
-    def handle(route):
-        url = route.request.url
-        if url.startswith(("data:", "blob:", "about:")) or urlsplit(url).hostname in LOCAL_HOSTS:
-            route.continue_()
-        else:
-            outside.append((current["page"], route.request.resource_type, url))
-            route.abort("internetdisconnected")
-
-    page.route("**/*", handle)
 
 
 def _shot(page, name: str, width: int) -> None:
@@ -153,7 +129,7 @@ def test_pages_at_two_widths_without_outside_requests(chromium, tmp_path):
                 outside: list[tuple[str, str, str]] = []
                 errors: list[tuple[str, str]] = []
                 current = {"page": "diagnose"}
-                _record_outside(page, outside, current)
+                block_outside(page, lambda kind, url: outside.append((current["page"], kind, url)))
                 page.on("pageerror", lambda exc: errors.append((current["page"], str(exc))))
                 page.goto(url)
                 wait_title(page, PAGE_TITLES["diagnose"])
