@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.common import DISCLAIMER
+from dashboard.common import DISCLAIMER, guarded
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,4 +33,4 @@ with st.sidebar:
                 "and research on the BUSI dataset.")
     st.caption(f":material/warning: {DISCLAIMER}")
 
-nav.run()
+guarded(nav.run)

@@ -263,3 +263,23 @@ def test_upload_with_ground_truth_mask_gives_dice(without_dataset, models_dir):
     at.file_uploader(key="truth_upload").set_value(("small_mask.png", encode(wrong, "PNG"), "image/png")).run()
     assert "cannot be used" in texts(at.error)
     assert "Prediction:" in texts(at.subheader)
+
+
+def test_an_unexpected_page_error_is_a_message_not_a_traceback():
+    def app():
+        import streamlit as st
+
+        from dashboard.common import guarded
+
+        def page():
+            st.write("before")
+            raise RuntimeError("boom")
+
+        guarded(page)
+        guarded(st.stop)  # st.stop is not an error: it passes through the guard
+        st.write("never shown")
+
+    at = AppTest.from_function(app).run()
+    assert not at.exception
+    assert "Something went wrong on this page" in at.error[0].value and "boom" in at.error[0].value
+    assert [m.value for m in at.markdown] == ["before"]
