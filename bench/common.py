@@ -1,4 +1,4 @@
-"""Shared set-up for the prediction benchmarks: the project on sys.path and test-split images."""
+"""Shared set-up for the prediction benchmarks: test-split images from BUSI_DIR."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ them and ``models/scope_metrics.json``.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -359,12 +360,9 @@ def packaged_corpus() -> Iterator[tuple[str, np.ndarray]]:
         folders.append(("skimage", Path(skimage.data.__file__).parent))
     except ImportError:
         pass
-    try:
-        import streamlit
-
-        folders.append(("streamlit", Path(streamlit.__file__).parent / "static" / "static" / "media"))
-    except ImportError:
-        pass
+    spec = importlib.util.find_spec("streamlit")  # its bundled images, found without importing it
+    if spec is not None and spec.origin:
+        folders.append(("streamlit", Path(spec.origin).parent / "static" / "static" / "media"))
     for tag, folder in folders:
         for path in sorted(folder.glob("*")):
             if path.suffix.lower() not in (".png", ".jpg", ".jpeg") or path.stat().st_size < 3000:
