@@ -37,17 +37,15 @@ def in_process() -> bool:
 
 @st.cache_resource(show_spinner="Loading the models (once per server)…", max_entries=4)
 def _load_predictor(key: str, inprocess: bool):
+    """The predictor for the models folder in ``key``; a failure raises, so it is not cached (a reload retries)."""
     folder = key.split("|", 1)[0]
-    try:
-        if inprocess:
-            from pipeline.inference.predictor import Predictor
+    if inprocess:
+        from pipeline.inference.predictor import Predictor
 
-            return Predictor(folder), None
-        from pipeline.inference.worker import PredictorProcess
+        return Predictor(folder)
+    from pipeline.inference.worker import PredictorProcess
 
-        return PredictorProcess(folder), None
-    except ModelLoadError as exc:
-        return None, str(exc)
+    return PredictorProcess(folder)
 
 
 def get_predictor():
@@ -57,11 +55,14 @@ def get_predictor():
     threads cannot stall TensorFlow; a worker that died is started again.
     """
     key, inprocess = models_key(), in_process()
-    predictor, error = _load_predictor(key, inprocess)
-    if predictor is not None and not getattr(predictor, "alive", True):
-        _load_predictor.clear()
-        predictor, error = _load_predictor(key, inprocess)
-    return predictor, error
+    try:
+        predictor = _load_predictor(key, inprocess)
+        if not getattr(predictor, "alive", True):  # the worker died: start a new one for this folder only
+            _load_predictor.clear(key, inprocess)
+            predictor = _load_predictor(key, inprocess)
+    except ModelLoadError as exc:
+        return None, str(exc)
+    return predictor, None
 
 
 # --- dataset --------------------------------------------------------------------------------

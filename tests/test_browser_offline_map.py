@@ -85,8 +85,11 @@ def test_clinics_map_draws_offline(chromium, tmp_path):
                 frame.locator(".leaflet-popup-close-button").click()
                 for _ in range(8):
                     frame.locator(".leaflet-control-zoom-out").click()
-                    page.wait_for_timeout(350)
-                page.wait_for_timeout(800)
+                    page.wait_for_timeout(350)  # let each zoom animation start; the check below polls
+                for _ in range(40):  # the coastline path grows once the zoomed-out view is drawn
+                    if len(base.first.get_attribute("d") or "") > 1000:
+                        break
+                    page.wait_for_timeout(250)
                 assert len(base.first.get_attribute("d") or "") > 1000
                 assert frame.locator(".leaflet-marker-icon").count() == expected
                 page.locator(MAP_IFRAME).first.screenshot(path=str(SHOTS / "clinics_offline_map_zoomed_out.png"))

@@ -141,6 +141,28 @@ def test_grayscale_and_colour_inputs_get_the_same_features(predictor, corpus):
     assert not b.in_scope and "colour" in b.scope_reason, (name, b.scope_reason)
 
 
+def test_cli_and_dashboard_give_the_same_scope_answer_for_a_colour_picture(predictor, corpus, tmp_path):
+    """Every entry point hands the gate the colour version of a colour file: one answer for one image."""
+    import io
+    import json
+
+    from PIL import Image
+
+    from pipeline.cli.predict import run
+    from pipeline.views import diagnosis
+
+    name, image = next((n, a) for n, a in corpus if n.startswith("smooth_colour_photo"))
+    path = tmp_path / "photo.png"
+    Image.fromarray(image[:, :, :3]).save(path)
+    out = io.StringIO()
+    run([str(path)], tmp_path / "out", predictor, stream=out)
+    record = json.loads(out.getvalue())
+    dash = diagnosis.analyse_upload(predictor, path.read_bytes(), "photo.png").prediction.to_record()
+    assert record["in_scope"] is False and "colour" in record["scope_reason"]
+    assert {k: record[k] for k in ("in_scope", "scope_score", "scope_reason", "label")} == \
+        {k: dash[k] for k in ("in_scope", "scope_score", "scope_reason", "label")}
+
+
 def test_predict_keeps_the_classifier_probabilities(predictor, busi_dir):
     """predict() takes features and probabilities from one graph: same answer as classify_batch."""
     from pipeline.data.items import load_items

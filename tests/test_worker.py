@@ -57,3 +57,21 @@ def test_a_stopped_worker_says_so(tmp_path):
     with pytest.raises(ModelLoadError, match="not running"):
         w.predict(np.zeros((32, 32), np.uint8))
     w.close()
+
+
+def test_a_start_up_failure_reaches_the_caller_with_its_reason(tmp_path):
+    import shutil
+
+    for f in MODELS.iterdir():
+        if f.suffix in (".keras", ".json"):
+            shutil.copy(f, tmp_path)
+    (tmp_path / "unet.json").write_text("{ not json")
+    with pytest.raises(ModelLoadError, match="JSONDecodeError"):
+        PredictorProcess(tmp_path)
+
+
+def test_close_ends_the_worker():
+    w = PredictorProcess(MODELS)
+    proc = w._proc
+    w.close()
+    assert proc.poll() is not None and not w.alive

@@ -274,7 +274,7 @@ def predict_record(predictor, data: bytes, name: str, with_mask: bool = False) -
 
     start = time.perf_counter()
     loaded = load_image(data, name=name)
-    pred = predictor.predict(loaded.pixels)
+    pred = predictor.predict(loaded.pixels, rgb=loaded.rgb)
     record = {"image": name, **pred.to_record(),
               "measurements": measure(pred.mask, loaded.pixel_spacing_mm).to_dict(),
               "warnings": list(loaded.warnings)}

@@ -31,12 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
         p.add_argument("--limit", type=int, help="use only this many images per subset (smoke tests)")
         p.add_argument("--steps", type=int, help="steps per epoch (smoke tests)")
-        p.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+        p.add_argument("--models-dir", default=str(paths.models_dir()))
         p.set_defaults(func=_train)
 
     ev = sub.add_parser("evaluate", help="score the models on val (choices) and test (record): models/metrics.json")
     ev.add_argument("--data", help="dataset folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")
-    ev.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+    ev.add_argument("--models-dir", default=str(paths.models_dir()))
     ev.add_argument("--out", help="metrics JSON to write (default: <models-dir>/metrics.json)")
     ev.add_argument("--no-choose", action="store_true", help="keep the saved threshold and temperatures")
     ev.add_argument("--busbra", help="BUS-BRA folder for the external check (default: $BUSBRA_DIR, else data/BUS-BRA)")
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bsub = bu.add_subparsers(dest="bundle_command", required=True)
     man = bsub.add_parser("manifest", help="write manifest.json: version, date, each model's input/output contract")
     man.add_argument("--version", help="bundle version (default: keep the current one, else the package version)")
-    man.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+    man.add_argument("--models-dir", default=str(paths.models_dir()))
     man.set_defaults(func=_manifest)
 
     ex = sub.add_parser("experiment", help="experiments whose results are recorded, not shipped")
@@ -54,14 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     fh = exsub.add_parser("feature-heads", help="baseline vs refined linear heads on frozen features, BUSI + BUS-BRA")
     fh.add_argument("--data", help="BUSI folder (default: $BUSI_DIR)")
     fh.add_argument("--busbra", help="BUS-BRA folder (default: $BUSBRA_DIR, else data/BUS-BRA)")
-    fh.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+    fh.add_argument("--models-dir", default=str(paths.models_dir()))
     fh.add_argument("--out", help="results JSON (default: models/experiments/feature_heads.json)")
     fh.set_defaults(func=_feature_heads)
 
     pr = sub.add_parser("predict", help="segment and classify images; one JSON line per input")
     pr.add_argument("paths", nargs="+", metavar="PATH", help="PNG, JPEG, BMP, TIFF or DICOM files")
     pr.add_argument("--out", required=True, help="folder for the predicted masks (<stem>_mask.png)")
-    pr.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+    pr.add_argument("--models-dir", default=str(paths.models_dir()))
     pr.set_defaults(func=_predict)
 
 

@@ -39,7 +39,7 @@ def run(paths: list[str], out_dir: str | Path, predictor: Predictor | None = Non
         start = time.perf_counter()
         try:
             loaded = load_image(Path(raw))
-            pred = predictor.predict(loaded.pixels)
+            pred = predictor.predict(loaded.pixels, rgb=loaded.rgb)
             mask_path = out_dir / mask_file_name(Path(raw), used)
             if not cv2.imwrite(str(mask_path), pred.mask * 255):
                 raise BusiError(f"could not write {mask_path}")

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "writes models/scope_gate.{npz,json} and models/scope_metrics.json")
     fit.add_argument("--data", help="BUSI folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")
     fit.add_argument("--busbra", help="BUS-BRA folder (default: $BUSBRA_DIR, else data/BUS-BRA)")
-    fit.add_argument("--models-dir", default=str(paths.MODELS_DIR))
+    fit.add_argument("--models-dir", default=str(paths.models_dir()))
     fit.add_argument("--components", type=int, default=None, help="PCA components (default: the module's)")
     fit.set_defaults(func=_fit)
 

@@ -30,9 +30,13 @@ def read_index(root: str | Path) -> pd.DataFrame:
     for f in (meta_file, folds_file):
         if not f.is_file():
             raise DatasetError(f"BUS-BRA file missing: {f} (expected the authors' release layout; set BUSBRA_DIR)")
-    meta = pd.read_csv(meta_file)
-    folds = pd.read_csv(folds_file)[["ID", "kFold"]]
-    df = meta.merge(folds, on="ID", how="left", validate="one_to_one")
+    try:
+        meta = pd.read_csv(meta_file)
+        folds = pd.read_csv(folds_file)[["ID", "kFold"]]
+        df = meta.merge(folds, on="ID", how="left", validate="one_to_one")
+        df[["Case", "Pathology", "Histology", "BIRADS", "Device", "Width", "Height", "Side"]]
+    except (KeyError, ValueError, pd.errors.ParserError) as exc:  # missing columns, duplicate IDs, broken CSV
+        raise DatasetError(f"BUS-BRA tables in {root} do not have the release's columns and unique IDs: {exc}") from exc
     if df["kFold"].isna().any():
         missing = ", ".join(df.loc[df["kFold"].isna(), "ID"].head(5))
         raise DatasetError(f"BUS-BRA images without a fold in 5-fold-cv.csv: {missing}")

@@ -33,18 +33,18 @@ def scope_statement(prediction: dict, analysed_anyway: bool | None = None) -> st
     return f"{NOT_ULTRASOUND}: {reason}{score_text}.{tail}"
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Make numpy scalars, tuples and non-finite floats JSON-safe (recursively)."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
+        return json_safe(value.tolist())
     return value
 
 
@@ -95,7 +95,7 @@ def build_report(*, file_name: str | None, source: str, image_shape: tuple[int, 
             "refined_correct": None if true_label is None else label == true_label,
             "baseline_correct": None if true_label is None else baseline_label == true_label,
         }
-    return _clean(report)
+    return json_safe(report)
 
 
 def to_json(report: dict) -> str:

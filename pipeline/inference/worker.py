@@ -30,6 +30,7 @@ import numpy as np
 from pipeline.errors import ModelLoadError
 
 START_TIMEOUT_S = 180.0
+CALL_TIMEOUT_S = 120.0  # one prediction takes ~0.1 s; a worker silent this long is hung and is stopped
 
 
 def warm_up(predictor) -> None:
@@ -48,10 +49,13 @@ def _serve(conn, models_dir: str | None) -> None:
 
     try:
         predictor = Predictor(models_dir)
+        warm_up(predictor)
     except ModelLoadError as exc:
         conn.send(("error", ModelLoadError(str(exc))))
         return
-    warm_up(predictor)
+    except Exception as exc:  # noqa: BLE001 - any start-up failure reaches the caller with its reason
+        conn.send(("error", ModelLoadError(f"the models could not be started ({type(exc).__name__}: {exc})")))
+        return
     conn.send(("ok", {"configs": predictor.configs, "classes": predictor.classes,
                       "models_dir": predictor.models_dir, "manifest": predictor.manifest}))
     while True:
@@ -85,7 +89,8 @@ class PredictorProcess:
         if models_dir:
             args.append(str(models_dir))
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-        self._proc = subprocess.Popen(args, pass_fds=[fd], env=env, stdin=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(args, pass_fds=[fd], env=env, stdin=subprocess.DEVNULL,
+                                      start_new_session=True)  # Ctrl-C in the terminal stops the app, which closes the socket
         child_sock.close()
         self._conn = Connection(parent_sock.detach())
         self._lock = threading.Lock()
@@ -105,7 +110,10 @@ class PredictorProcess:
         try:
             return self._conn.recv()
         except (EOFError, OSError) as exc:
-            code = self._proc.poll()
+            try:
+                code = self._proc.wait(2)
+            except subprocess.TimeoutExpired:
+                code = None
             raise ModelLoadError(f"the model worker process stopped (exit code {code}); reload the page "
                                  "to start it again") from exc
 
@@ -115,6 +123,10 @@ class PredictorProcess:
                 raise ModelLoadError(f"the model worker process is not running (exit code {self._proc.poll()}); "
                                      "reload the page to start it again")
             self._conn.send((method, args, kwargs))
+            if not self._conn.poll(CALL_TIMEOUT_S):
+                self._proc.kill()
+                raise ModelLoadError(f"the model worker process did not answer within {CALL_TIMEOUT_S:.0f} s and was "
+                                     "stopped; reload the page to start it again")
             status, payload = self._receive()
         if status == "error":
             raise payload
@@ -135,17 +147,18 @@ class PredictorProcess:
         return self._call("explain", np.ascontiguousarray(image), np.ascontiguousarray(mask), label)
 
     def close(self) -> None:
-        """Stop the worker (also happens when this process exits: the worker is a daemon)."""
-        try:
+        """Stop the worker (it also stops by itself when this process exits and its socket closes)."""
+        with self._lock:
+            try:
+                if self.alive:
+                    self._conn.send(("close", (), {}))
+                    self._proc.wait(5)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
             if self.alive:
-                self._conn.send(("close", (), {}))
+                self._proc.kill()
                 self._proc.wait(5)
-        except (OSError, ValueError, subprocess.TimeoutExpired):
-            pass
-        if self.alive:
-            self._proc.kill()
-            self._proc.wait(5)
-        self._conn.close()
+            self._conn.close()
 
     def __del__(self) -> None:  # pragma: no cover - best effort at interpreter shutdown
         try:

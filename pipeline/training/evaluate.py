@@ -23,6 +23,7 @@ from pipeline import metrics, paths
 from pipeline.config import config_path, model_path
 from pipeline.data.items import labels, load_items
 from pipeline.inference.predictor import Predictor
+from pipeline.inference.report import json_safe
 from pipeline.paths import MODELS_DIR, PROJECT_ROOT, SPLIT_CSV
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
@@ -206,7 +207,7 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
     if busbra_root is not None and paths.busbra_available(busbra_root):
         result["external"]["busbra_test"] = external_busbra(predictor, busbra_root)
     out = Path(out) if out else models_dir / "metrics.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n")  # strict JSON: NaN -> null
     print(f"wrote {out}", flush=True)
     if out == models_dir / "metrics.json":
         from pipeline.training.model_card import write_card

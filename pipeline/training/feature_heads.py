@@ -29,6 +29,7 @@ from pipeline.config import CLASS_NAMES
 from pipeline.data.items import Item, labels, load_busbra_items, load_items
 from pipeline.inference.measure import measure
 from pipeline.inference.predictor import Predictor
+from pipeline.inference.report import json_safe
 
 L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 DESCRIPTORS = ("has_lesion", "area_fraction", "log_aspect", "taller_than_wide", "circularity", "irregularity",
@@ -130,18 +131,19 @@ def run(busi_root: str | Path, busbra_root: str | Path, models_dir: str | Path |
     sets = {"busi_train": ("busi", "train"), "busi_val": ("busi", "val"), "busi_test": ("busi", "test"),
             "busbra_train": ("busbra", "train"), "busbra_val": ("busbra", "val"), "busbra_test": ("busbra", "test")}
     feats: dict[str, dict] = {}
-    if cache.is_file():
-        data = np.load(cache)
+    key = _cache_key(models_dir)
+    data = np.load(cache) if cache.is_file() else None
+    if data is not None and "key" in data.files and str(data["key"]) == key:
         for name in sets:
             feats[name] = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith(name + "/")}
-        print(f"features from {cache}", flush=True)
+        print(f"features from {cache} (same models and split)", flush=True)
     else:
         predictor = Predictor(models_dir)
         for name, (ds, subset) in sets.items():
             items = load_items(busi_root, subset) if ds == "busi" else load_busbra_items(busbra_root, subset)
             feats[name] = extract(predictor, items, name)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(cache, **{f"{n}/{k}": v for n, f in feats.items() for k, v in f.items()})
+        np.savez_compressed(cache, key=np.array(key), **{f"{n}/{k}": v for n, f in feats.items() for k, v in f.items()})
 
     def stack(names: list[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
         return (np.concatenate([design(feats[n], kind) for n in names]),
@@ -190,9 +192,19 @@ def run(busi_root: str | Path, busbra_root: str | Path, models_dir: str | Path |
               f"{100 * cmp['ci95'][0]:+.1f} to {100 * cmp['ci95'][1]:+.1f}, McNemar p {cmp['mcnemar_p']:.3f})", flush=True)
     out = Path(out or paths.MODELS_DIR / "experiments" / "feature_heads.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n")
     print(f"wrote {out}", flush=True)
     return result
+
+
+def _cache_key(models_dir: str | Path | None) -> str:
+    """What the cached features depend on: the model files and the BUSI split (sizes and times, cheap)."""
+    from pipeline.config import MODEL_FILES
+
+    folder = Path(models_dir) if models_dir else paths.models_dir()
+    parts = [folder / f for f in MODEL_FILES.values()] + [paths.SPLIT_CSV]
+    return "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" if p.is_file() else f"{p}:missing"
+                    for p in parts)
 
 
 def _summary(rep: dict) -> dict:
