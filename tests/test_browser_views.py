@@ -67,10 +67,13 @@ def _diagnose(page, url: str, upload: Path, width: int) -> None:
     page.mouse.wheel(0, -400)
     width_js = f"({ZOOM_GRAPH})._fullLayout.xaxis.range[1] - ({ZOOM_GRAPH})._fullLayout.xaxis.range[0]"
     page.wait_for_function(f"() => {width_js} < {before[1] - before[0]}", timeout=15_000)
+    page.wait_for_timeout(800)  # plotly applies wheel zoom in steps: let it settle before the reset
     after = page.evaluate(f"() => ({ZOOM_GRAPH})._fullLayout.xaxis.range.slice()")
     assert after[1] - after[0] < before[1] - before[0], (before, after)  # zoomed in
     page.mouse.dblclick(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
-    page.wait_for_function(f"() => Math.abs({width_js} - {before[1] - before[0]}) < 1", timeout=15_000)
+    lo_js = f"({ZOOM_GRAPH})._fullLayout.xaxis.range[0]"
+    page.wait_for_function(f"() => Math.abs({width_js} - {before[1] - before[0]}) < 1 && Math.abs({lo_js} - {before[0]}) < 1",
+                           timeout=15_000)
     reset = page.evaluate(f"() => ({ZOOM_GRAPH})._fullLayout.xaxis.range.slice()")
     assert reset == pytest.approx(before, abs=1.0), (before, reset)
     _shot(page, "diagnose_result", width)
