@@ -305,7 +305,6 @@ class Predictor:
             scope_warnings=() if scope is None else scope.warnings,
         )
 
-
     # --- explanation ----------------------------------------------------------------------------
     def explain(self, image: np.ndarray, mask: np.ndarray, label: str):
         """Grad-CAM of the refined classifier for class ``label`` on the lesion crop, mapped onto the frame."""
