@@ -43,7 +43,9 @@ def test_images(request) -> list[Path]:
 
 
 def _check_record(record: dict, image: Path, out: Path) -> None:
-    assert set(record) >= {"image", "label", "probabilities", "baseline", "mask", "lesion_fraction", "ms"}
+    assert set(record) >= {"image", "label", "probabilities", "baseline", "mask", "lesion_fraction", "ms",
+                           "measurements", "warnings"}
+    assert record["measurements"]["area_px"] == int((cv2.imread(record["mask"], cv2.IMREAD_UNCHANGED) > 0).sum())
     assert record["label"] in CLASS_NAMES and record["baseline"]["label"] in CLASS_NAMES
     for probs in (record["probabilities"], record["baseline"]["probabilities"]):
         assert set(probs) == set(CLASS_NAMES)

@@ -41,7 +41,6 @@ log = logging.getLogger("pipeline.api")
 
 MAX_UPLOAD_MB = 50  # same limit as the dashboard (.streamlit/config.toml: server.maxUploadSize = 50, in MiB)
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
-WARMUP_SHAPE = (256, 256)  # one prediction after loading, so the first request does not pay for graph tracing
 
 PredictorFactory = Callable[[Path], Any]
 
@@ -131,7 +130,7 @@ class ModelState:
         try:
             predictor = self.factory(self.models_dir)
             if self.warmup:
-                predictor.predict(np.zeros(WARMUP_SHAPE, np.uint8))
+                predictor.warm_up()
         except BusiError as exc:
             self._fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure is reported by /health, never crashes the server
@@ -270,14 +269,10 @@ def predict_record(predictor, data: bytes, name: str, with_mask: bool = False) -
     """The /predict body for one image's bytes (raises ImageLoadError for bad inputs). Runs in a worker thread."""
     import cv2
 
-    from pipeline.inference.measure import measure
+    from pipeline.inference.predictor import image_record
 
     start = time.perf_counter()
-    loaded = load_image(data, name=name)
-    pred = predictor.predict(loaded.pixels, rgb=loaded.rgb)
-    record = {"image": name, **pred.to_record(),
-              "measurements": measure(pred.mask, loaded.pixel_spacing_mm).to_dict(),
-              "warnings": list(loaded.warnings)}
+    pred, record = image_record(predictor, load_image(data, name=name), name)
     if with_mask:
         ok, png = cv2.imencode(".png", (pred.mask * 255).astype(np.uint8))
         if not ok:

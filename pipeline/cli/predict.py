@@ -12,7 +12,7 @@ import cv2
 
 from pipeline.errors import BusiError
 from pipeline.imageio import load_image
-from pipeline.inference.predictor import Predictor
+from pipeline.inference.predictor import Predictor, image_record
 
 
 def mask_file_name(path: Path, used: set[str]) -> str:
@@ -38,15 +38,11 @@ def run(paths: list[str], out_dir: str | Path, predictor: Predictor | None = Non
     for raw in paths:
         start = time.perf_counter()
         try:
-            loaded = load_image(Path(raw))
-            pred = predictor.predict(loaded.pixels, rgb=loaded.rgb)
+            pred, record = image_record(predictor, load_image(Path(raw)), raw)
             mask_path = out_dir / mask_file_name(Path(raw), used)
             if not cv2.imwrite(str(mask_path), pred.mask * 255):
                 raise BusiError(f"could not write {mask_path}")
-            record = {"image": raw, **pred.to_record(), "mask": str(mask_path),
-                      "ms": round((time.perf_counter() - start) * 1e3, 1)}
-            if loaded.warnings:
-                record["warnings"] = list(loaded.warnings)
+            record.update(mask=str(mask_path), ms=round((time.perf_counter() - start) * 1e3, 1))
         except BusiError as exc:
             failed = True
             record = {"image": raw, "error": str(exc)}

@@ -305,6 +305,16 @@ class Predictor:
             scope_warnings=() if scope is None else scope.warnings,
         )
 
+    def warm_up(self, explain: bool = False) -> None:
+        """One prediction (and one Grad-CAM if ``explain``) on a synthetic frame, so the first user does not
+        wait for graph tracing."""
+        frame = np.random.default_rng(0).integers(0, 255, (256, 256), dtype=np.uint8)
+        pred = self.predict(frame)
+        if explain:
+            mask = np.zeros_like(frame)
+            mask[96:160, 96:160] = 1
+            self.explain(frame, mask, pred.label)
+
     # --- explanation ----------------------------------------------------------------------------
     def explain(self, image: np.ndarray, mask: np.ndarray, label: str):
         """Grad-CAM of the refined classifier for class ``label`` on the lesion crop, mapped onto the frame."""
@@ -317,4 +327,16 @@ class Predictor:
                                    self.classes.index(label), self.configs["refined"].image_size)
 
 
-__all__ = ["CLASS_NAMES", "ClassifierOutputs", "Prediction", "Predictor", "load_keras_model"]
+def image_record(predictor: Predictor, loaded, name: str) -> tuple[Prediction, dict]:
+    """Predict one loaded image (``imageio.LoadedImage``; the gate sees its colour version) and build the record
+    the CLI and the HTTP API give for it: ``image``, ``Prediction.to_record()``, ``measurements`` (in mm when the
+    file gives the pixel spacing) and the loader's ``warnings``."""
+    from pipeline.inference.measure import measure
+
+    pred = predictor.predict(loaded.pixels, rgb=loaded.rgb)
+    record = {"image": name, **pred.to_record(), "measurements": measure(pred.mask, loaded.pixel_spacing_mm).to_dict(),
+              "warnings": list(loaded.warnings)}
+    return pred, record
+
+
+__all__ = ["CLASS_NAMES", "ClassifierOutputs", "Prediction", "Predictor", "image_record", "load_keras_model"]

@@ -33,23 +33,13 @@ START_TIMEOUT_S = 180.0
 CALL_TIMEOUT_S = 120.0  # one prediction takes ~0.1 s; a worker silent this long is hung and is stopped
 
 
-def warm_up(predictor) -> None:
-    """One prediction and one Grad-CAM on a synthetic frame, so the first user does not wait for tracing."""
-    rng = np.random.default_rng(0)
-    frame = rng.integers(0, 255, (256, 256), dtype=np.uint8)
-    pred = predictor.predict(frame)
-    mask = np.zeros_like(frame)
-    mask[96:160, 96:160] = 1
-    predictor.explain(frame, mask, pred.label)
-
-
 def _serve(conn, models_dir: str | None) -> None:
     """Worker main loop: load the models, then answer (method, args) messages until told to stop."""
     from pipeline.inference.predictor import Predictor
 
     try:
         predictor = Predictor(models_dir)
-        warm_up(predictor)
+        predictor.warm_up(explain=True)
     except ModelLoadError as exc:
         conn.send(("error", ModelLoadError(str(exc))))
         return
