@@ -27,6 +27,7 @@ class ModelConfig:
     backbone: str = "unet"
     initialisation: str = "random"
     threshold: float = 0.5  # segmentation probability threshold
+    presence_threshold: float = 0.0  # segmentation: an empty mask unless some pixel reaches this (0: never gated)
     temperature: float = 1.0  # classifier softmax temperature (chosen on val)
     flip_tta: bool = False  # average with the horizontally flipped input (chosen on val)
     fusion_weight: float = 1.0  # refined only: weight of the crop model, the rest is the whole-frame model

@@ -179,6 +179,10 @@ def test_comparison_in_plain_words():
     assert bra.loc["malignant_vs_benign_auc", "refined"] == pytest.approx(0.83)
     summary = " ".join(results.external_summary(m))
     assert "383 images of 214 patients" in summary and "baseline 7, refined 6" in summary and "0.710" in summary
+    assert "never used in training" in summary and not results.busbra_in_training(m)
+    m["models"] = {"raw": {"datasets": "BUSI train + BUS-BRA folds 1-3"}, "seg": {"datasets": "BUSI train"}}
+    assert results.busbra_in_training(m)
+    assert "trained on the other folds of BUS-BRA" in " ".join(results.external_summary(m))
     scanners = results.external_per_scanner(m)
     assert list(scanners.index) == ["GE Logiq 5", "GE Logiq 7"] and scanners.loc["GE Logiq 5", "refined"] == 0.68
 

@@ -78,8 +78,8 @@ if presenting:
     if results.external(m) is not None:
         ext = results.external(m)
         st.subheader("External check: BUS-BRA held-out fold")
-        st.caption(f"{ext.get('images', '?')} images of {ext.get('patients', '?')} patients from Brazil, other "
-                   "scanners, never used in training. BUS-BRA has no normal class: a 'normal' answer counts as "
+        st.caption(f"{ext.get('images', '?')} images of {ext.get('patients', '?')} patients ("
+                   f"{results.external_provenance(m)}). BUS-BRA has no normal class: a 'normal' answer counts as "
                    "wrong, and the AUC is malignant vs benign.")
         scoreboard(results.presentation_numbers(m, "busbra"), results.external_comparison(m))
     else:

@@ -32,7 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--limit", type=int, help="use only this many images per subset (smoke tests)")
         p.add_argument("--steps", type=int, help="steps per epoch (smoke tests)")
         p.add_argument("--models-dir", default=str(paths.models_dir()))
+        p.add_argument("--with-busbra", action="store_true",
+                       help="also train on BUS-BRA folds 1-3 and validate on fold 4 (folder: --busbra, else $BUSBRA_DIR)")
+        p.add_argument("--busbra", help="BUS-BRA folder (default: $BUSBRA_DIR, else data/BUS-BRA)")
+        p.add_argument("--init", help="start from this saved .keras model (warm start) instead of --weights")
+        p.add_argument("--normal-repeat", type=int, default=1,
+                       help="show each normal training image this many times per epoch (BUS-BRA has none)")
         p.set_defaults(func=_train)
+    cls.add_argument("--class-weight-power", type=float, default=1.0,
+                     help="class weights (n / (k * count)) ** power: 1 balanced, 0.5 square root, 0 none")
 
     ev = sub.add_parser("evaluate", help="score the models on val (choices) and test (record): models/metrics.json")
     ev.add_argument("--data", help="dataset folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")
@@ -104,13 +112,22 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from pipeline.errors import DatasetError, ModelLoadError
     from pipeline.training.train import train
 
+    busbra = None
+    if args.with_busbra:
+        busbra = paths.busbra_dir(args.busbra)
+        if not paths.busbra_available(busbra):
+            raise DatasetError(f"BUS-BRA not found at {busbra}: set BUSBRA_DIR or pass --busbra")
+    if args.init and not Path(args.init).is_file():
+        raise ModelLoadError(f"--init: no model file at {args.init}")
     name = "seg" if args.model == "seg" else args.input
     weights = getattr(args, "weights", None)
     train(name, paths.dataset_dir(args.data), epochs=args.epochs, batch_size=args.batch_size,
           learning_rate=args.lr, backbone=getattr(args, "backbone", "lite2"),
           weights=None if weights in (None, "none") else weights, patience=args.patience, seed=args.seed,
           resume=args.resume, limit=args.limit, models_dir=args.models_dir, steps_per_epoch=args.steps,
-          arch=getattr(args, "arch", "lite2-unet"))
+          arch=getattr(args, "arch", "lite2-unet"), busbra_root=busbra, init=args.init,
+          class_weight_power=getattr(args, "class_weight_power", 1.0), normal_repeat=args.normal_repeat)
     return 0

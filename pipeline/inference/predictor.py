@@ -111,6 +111,14 @@ def _batches(seq: Sequence, n: int = BATCH):
         yield seq[i:i + n]
 
 
+def masks_from_probability(prob: np.ndarray, threshold: float, presence_threshold: float = 0.0) -> np.ndarray:
+    """0/1 mask of ``prob >= threshold``; empty when no pixel reaches ``presence_threshold`` (the lesion-presence
+    gate, chosen on validation to keep lesions from being outlined in normal images)."""
+    if presence_threshold > 0 and float(prob.max()) < presence_threshold:
+        return np.zeros(prob.shape, np.uint8)
+    return (prob >= threshold).astype(np.uint8)
+
+
 class Predictor:
     """Loads the UNet and both classifiers once; every method is safe to call from several threads.
 
@@ -191,9 +199,10 @@ class Predictor:
         return out
 
     def segment_batch(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Predicted 0/1 masks at each image's own size."""
-        thr = self.configs["seg"].threshold
-        return [(p >= thr).astype(np.uint8) for p in self.segment_probabilities(grays)]
+        """Predicted 0/1 masks at each image's own size (empty where the presence gate finds no lesion)."""
+        cfg = self.configs["seg"]
+        return [masks_from_probability(p, cfg.threshold, cfg.presence_threshold)
+                for p in self.segment_probabilities(grays)]
 
     def _run_features(self, batch: np.ndarray, layer: str, name: str = "raw") -> tuple[np.ndarray, np.ndarray]:
         """(features, probabilities) of classifier ``name`` in one call, flip-averaged like its answer."""

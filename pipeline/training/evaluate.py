@@ -1,10 +1,12 @@
 """``python -m pipeline evaluate``: score the committed models, writing ``models/metrics.json``.
 
 Order of work, so the test split is only recorded, never used to choose:
-1. validation split: choose the UNet's mask threshold (best mean Dice on lesion images) and each
-   classifier's softmax temperature (lowest negative log-likelihood); both are saved in the configs;
-   then whether to average each classifier with its horizontally flipped input, the weight of the
-   crop classifier in the refined answer (the rest is the whole-frame classifier), all by val log-loss;
+1. validation split: choose the UNet's mask threshold (best mean Dice on lesion images), its lesion-presence
+   gate (best lesion Dice with at most 10% of normal images given a lesion) and each classifier's softmax
+   temperature (lowest negative log-likelihood), all saved in the configs; then whether to average each
+   classifier with its horizontally flipped input and the weight of the crop classifier in the refined
+   answer (the rest is the whole-frame classifier), both by val log-loss (classifier choices add BUS-BRA's
+   validation fold when the classifiers trained on BUS-BRA);
 2. test split: one pass with those choices, end to end (the refined classifier sees the crop of the
    UNet's predicted mask, never the ground truth).
 """
@@ -22,12 +24,30 @@ import numpy as np
 from pipeline import metrics, paths
 from pipeline.config import config_path, model_path
 from pipeline.data.items import labels, load_items
-from pipeline.inference.predictor import Predictor
+from pipeline.inference.predictor import Predictor, masks_from_probability
 from pipeline.inference.report import json_safe
 from pipeline.paths import MODELS_DIR, PROJECT_ROOT, SPLIT_CSV
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 FUSION_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
+PRESENCE_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
+MAX_NORMAL_FP = 0.10  # target: normal images with a predicted lesion
+
+
+def choose_presence(maps: list[np.ndarray], items, threshold: float,
+                    candidates: tuple[float, ...] = PRESENCE_THRESHOLDS, max_fp: float = MAX_NORMAL_FP):
+    """The lesion-presence threshold: the best mean lesion Dice among candidates whose normal-image false-positive
+    rate is at most ``max_fp`` (else the lowest rate). Returns (threshold, {candidate: (dice, fp rate)})."""
+    lesion = [i for i, it in enumerate(items) if it.mask.any()]
+    normal = [i for i, it in enumerate(items) if not it.mask.any()]
+    table = {}
+    for c in candidates:
+        masks = {i: masks_from_probability(maps[i], threshold, c) for i in lesion + normal}
+        table[c] = (float(np.mean([metrics.dice(masks[i], items[i].mask) for i in lesion])) if lesion else 0.0,
+                    float(np.mean([masks[i].any() for i in normal])) if normal else 0.0)
+    ok = [c for c in candidates if table[c][1] <= max_fp]
+    best = max(ok, key=lambda c: (table[c][0], -c)) if ok else min(candidates, key=lambda c: (table[c][1], -table[c][0]))
+    return best, table
 
 
 def sha256(path: str | Path) -> str:
@@ -116,6 +136,21 @@ def external_busbra(predictor: Predictor, root: str | Path, subset: str = "test"
     return out
 
 
+def _busbra_choice_items(predictor: Predictor, busbra_root: str | Path | None) -> list:
+    """BUS-BRA's validation fold when the classifiers trained on BUS-BRA (their early stopping used it too), so the
+    classifier choices (flip averaging, fusion weight, temperatures) suit both hospitals; [] otherwise."""
+    trained = any("BUS-BRA" in str(predictor.configs[n].notes.get("datasets", "")) for n in ("raw", "refined"))
+    if not trained or busbra_root is None or not paths.busbra_available(busbra_root):
+        return []
+    from pipeline.data.items import load_busbra_items
+
+    return load_busbra_items(busbra_root, "val")
+
+
+def _choice_set_name(n_busi: int, n_all: int) -> str:
+    return f"BUSI val ({n_busi})" + (f" + BUS-BRA fold 4 ({n_all - n_busi})" if n_all > n_busi else "")
+
+
 def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: str | Path = SPLIT_CSV,
              out: str | Path | None = None, choose: bool = True, busbra_root: str | Path | None = None) -> dict:
     """Choose thresholds/temperatures on val (if ``choose``), score val and test, write metrics JSON.
@@ -139,19 +174,24 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
         seg_cfg.flip_tta, seg_cfg.threshold = max(dice_by, key=lambda k: (dice_by[k], -abs(k[1] - 0.5), not k[0]))
         mean_dice = {f"{t}{' flip' if f else ''}": v for (f, t), v in dice_by.items()}
         seg_cfg.notes["val_dice_by_threshold"] = mean_dice
-        y_val = labels(val)
-        val_masks = predictor.segment_batch([it.gray for it in val])  # refined inputs follow the chosen mask settings
+        maps = predictor.segment_probabilities([it.gray for it in val])
+        seg_cfg.presence_threshold, presence = choose_presence(maps, val, seg_cfg.threshold)
+        seg_cfg.notes["val_dice_and_normal_fp_by_presence_threshold"] = {str(c): v for c, v in presence.items()}
+        choice_items = val + _busbra_choice_items(predictor, busbra_root)
+        y_val = labels(choice_items)
+        # refined inputs follow the chosen mask settings
+        val_masks = predictor.segment_batch([it.gray for it in choice_items])
         nll_by_flip = {}
         for flip in (False, True):  # flip test-time augmentation: keep it only if val log-loss drops
             for name in ("raw", "refined"):
                 predictor.configs[name].flip_tta = flip
                 predictor.configs[name].fusion_weight = 1.0
-            res = infer(predictor, val, temper=False, masks=val_masks)
+            res = infer(predictor, choice_items, temper=False, masks=val_masks)
             nll_by_flip[flip] = _nll(res["raw"], y_val) + _nll(res["crop"], y_val)
         flip = nll_by_flip[True] < nll_by_flip[False]
         for name in ("raw", "refined"):
             predictor.configs[name].flip_tta = flip
-        res = infer(predictor, val, temper=False, masks=val_masks)
+        res = infer(predictor, choice_items, temper=False, masks=val_masks)
         nll_by_weight = {w: _nll(w * res["crop"] + (1 - w) * res["raw"], y_val) for w in FUSION_WEIGHTS}
         weight = min(FUSION_WEIGHTS, key=lambda w: (nll_by_weight[w], -w))
         predictor.configs["refined"].fusion_weight = weight
@@ -160,9 +200,11 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
         predictor.configs["raw"].temperature = metrics.fit_temperature(res["raw"], y_val)
         fused = predictor.combine(res["raw"], res["crop"], temper=False)[1]
         predictor.configs["refined"].temperature = metrics.fit_temperature(fused, y_val)
+        predictor.configs["refined"].notes["classifier_choices_on"] = _choice_set_name(len(val), len(choice_items))
         for name, cfg in predictor.configs.items():
             cfg.save(config_path(name, models_dir))
-        print(f"chosen on val: mask threshold {seg_cfg.threshold} (flip {seg_cfg.flip_tta}), classifier flip TTA {flip}, "
+        print(f"chosen on val: mask threshold {seg_cfg.threshold} (flip {seg_cfg.flip_tta}, presence gate "
+              f"{seg_cfg.presence_threshold}), classifier flip TTA {flip}, "
               f"fusion weight {weight}, temperatures "
               f"raw {predictor.configs['raw'].temperature:.3f}, refined {predictor.configs['refined'].temperature:.3f}",
               flush=True)
@@ -173,13 +215,18 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
         "split_file": _relative(split_csv),
         "split_sha256": sha256(split_csv),
         "models": {n: {"file": model_path(n, models_dir).name, "sha256": sha256(model_path(n, models_dir)),
-                       "backbone": c.backbone, "initialisation": c.initialisation, "best_epoch": c.best_epoch}
+                       "backbone": c.backbone, "initialisation": c.initialisation, "best_epoch": c.best_epoch,
+                       "datasets": c.notes.get("datasets", "BUSI train")}
                    for n, c in predictor.configs.items()},
         "choices": {"made_on": "val", "mask_threshold": predictor.configs["seg"].threshold,
+                    "presence_threshold": predictor.configs["seg"].presence_threshold,
+                    "val_dice_and_normal_fp_by_presence_threshold":
+                        predictor.configs["seg"].notes.get("val_dice_and_normal_fp_by_presence_threshold"),
                     "val_dice_by_threshold": predictor.configs["seg"].notes.get("val_dice_by_threshold"),
                     "temperature": {n: predictor.configs[n].temperature for n in ("raw", "refined")},
                     "flip_tta": {n: c.flip_tta for n, c in predictor.configs.items()},
                     "fusion_weight": predictor.configs["refined"].fusion_weight,
+                    "classifier_choices_on": predictor.configs["refined"].notes.get("classifier_choices_on", "BUSI val"),
                     "val_nll_by_fusion_weight": predictor.configs["refined"].notes.get("val_nll_by_fusion_weight")},
         "segmentation": {}, "classifiers": {"baseline": {}, "refined": {}}, "comparison": {}, "external": {},
         "per_image": {},

@@ -32,6 +32,22 @@ def _weights(nll: dict | None) -> str:
     return ", ".join(f"{w}: log-loss {v:.3f}" for w, v in nll.items())
 
 
+def _with_busbra(configs: dict[str, ModelConfig]) -> bool:
+    """True when the models were trained on BUS-BRA's training folds as well as BUSI."""
+    return any("BUS-BRA" in str(cfg.notes.get("datasets", "")) for cfg in configs.values())
+
+
+def _presence(choices: dict) -> str:
+    t = choices.get("presence_threshold") or 0.0
+    table = choices.get("val_dice_and_normal_fp_by_presence_threshold") or {}
+    if not t:
+        return "lesion-presence gate off"
+    dice, fp = table.get(str(t), (None, None))
+    return (f"lesion-presence gate {t} (a mask is kept only when some pixel's lesion probability reaches it; "
+            f"on validation: lesion Dice {_f(dice)}, normal images outlined {_f(None if fp is None else 100 * fp, 1)}%; "
+            "chosen as the best lesion Dice with at most 10% of normal images outlined)")
+
+
 def _class_table(report: dict) -> list[str]:
     rows = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for name, s in report["per_class"].items():
@@ -57,6 +73,13 @@ def render(metrics: dict, configs: dict[str, ModelConfig], extra: str = "") -> s
         f"(sha256 `{metrics['split_sha256'][:12]}…`): stratified by class, 70/15/15, near-duplicate groups "
         "kept inside one subset, cross-label duplicate groups in train only, fixed seed.",
         f"Validation: {cls['refined']['val']['n']} images; test: {cls['refined']['test']['n']} images.",
+        *([
+            "",
+            "Training also used BUS-BRA (Gómez-Flores et al., Medical Physics 2024): its authors' patient-level folds "
+            "1-3 for training and fold 4 for validation (early stopping), fold 5 held out as the external test below. "
+            "The mask threshold and the lesion-presence gate are chosen on BUSI's validation split (the only one "
+            "with normal images); the classifier choices on "
+            f"{metrics['choices'].get('classifier_choices_on', 'BUSI val')}."] if _with_busbra(configs) else []),
         "",
         "## Models",
         "| model | file | architecture | initialisation | input | best epoch / trained |",
@@ -75,13 +98,16 @@ def render(metrics: dict, configs: dict[str, ModelConfig], extra: str = "") -> s
         "Training (all models): AdamW (weight decay 1e-4), cosine learning-rate schedule, batch 16, seed "
         f"{configs['seg'].seed}, augmentation: horizontal flips, rotations ±12°, shifts ±6%, scale 0.9-1.12, "
         "gamma/contrast/brightness, multiplicative speckle noise. Segmentation loss: BCE + Dice. "
-        "Classifiers: cross-entropy with label smoothing 0.05 and balanced class weights; the refined "
+        "Classifiers: cross-entropy with label smoothing 0.05 and class weights "
+        f"{_class_weights(configs)}; the refined "
         "classifier trains on crops of jittered ground-truth masks (sometimes dropped, sometimes a random "
         "box on normal images) to learn to live with segmentation errors. Early stopping on the "
-        "validation split (Dice for the UNet, macro-F1 for the classifiers); the best validation epoch is shipped.",
+        f"validation split ({_seg_monitor(configs['seg'])} for the UNet, macro-F1 for the classifiers); the best "
+        "validation epoch is shipped.",
         "",
         "Choices made on the validation split only (by mean Dice for the mask, by log-loss for the rest): "
-        f"mask threshold {metrics['choices']['mask_threshold']}; horizontal-flip test-time averaging "
+        f"mask threshold {metrics['choices']['mask_threshold']}; {_presence(metrics['choices'])}; "
+        "horizontal-flip test-time averaging "
         f"{_flips(metrics['choices'].get('flip_tta'))}; weight of the crop classifier in the refined answer "
         f"{metrics['choices'].get('fusion_weight', 1.0)} (the rest is the whole-frame classifier; candidates "
         f"{_weights(metrics['choices'].get('val_nll_by_fusion_weight'))}); softmax temperatures baseline "
@@ -110,7 +136,7 @@ def render(metrics: dict, configs: dict[str, ModelConfig], extra: str = "") -> s
         lines += ["", f"{key.capitalize()} per class (test):", "", *_class_table(cls[key]["test"])]
         lines += ["", f"Confusion matrix (rows true, columns predicted; {', '.join(cls[key]['test']['per_class'])}): "
                   f"`{cls[key]['test']['confusion_matrix']}`"]
-    lines += _comparison_section(metrics) + _external_section(metrics) + [
+    lines += _comparison_section(metrics) + _external_section(metrics, _with_busbra(configs)) + [
         "",
         "## Out-of-scope gate",
         "Before a label is shown, a scope gate asks whether the input looks like a breast-ultrasound frame "
@@ -120,8 +146,10 @@ def render(metrics: dict, configs: dict[str, ModelConfig], extra: str = "") -> s
     lines += [
         "",
         "## Limits",
-        "- Trained on one dataset, one hospital, one period: on another hospital's scanners (BUS-BRA, above) "
-        "accuracy drops sharply. The test split has only "
+        ("- Trained on two hospitals (Cairo, Brazil); normal images come from BUSI alone (BUS-BRA has none), so "
+         "\"normal\" is learnt from one hospital's 93 training images. " if _with_busbra(configs) else
+         "- Trained on one dataset, one hospital, one period: on another hospital's scanners (BUS-BRA, above) "
+         "accuracy drops sharply. ") + "The test split has only "
         f"{cls['refined']['test']['n']} images: a difference of one image is "
         f"{100 / cls['refined']['test']['n']:.1f} accuracy points.",
         "- BUSI images carry burned-in annotations (calipers, text) in many frames; the models may use them.",
@@ -132,6 +160,20 @@ def render(metrics: dict, configs: dict[str, ModelConfig], extra: str = "") -> s
     if extra:
         lines += ["", extra.strip()]
     return "\n".join(lines) + "\n"
+
+
+def _class_weights(configs: dict[str, ModelConfig]) -> str:
+    w = configs["raw"].notes.get("class_weights") or {}
+    if not w:
+        return "none"
+    names = configs["raw"].classes
+    return "(" + ", ".join(f"{names[int(k)]} {v:.2f}" for k, v in w.items()) + ")"
+
+
+def _seg_monitor(cfg: ModelConfig) -> str:
+    if cfg.notes.get("monitor") == "val_seg_score":
+        return "mean lesion Dice − 0.5 × the share of normal images given a lesion"
+    return "Dice"
 
 
 def _difference(c: dict) -> str:
@@ -155,7 +197,7 @@ def _comparison_section(metrics: dict) -> list[str]:
     return lines
 
 
-def _external_section(metrics: dict) -> list[str]:
+def _external_section(metrics: dict, trained_on_busbra: bool = False) -> list[str]:
     ext = (metrics.get("external") or {}).get("busbra_test")
     if not ext:
         return []
@@ -165,9 +207,10 @@ def _external_section(metrics: dict) -> list[str]:
         "## External check: BUS-BRA held-out fold (another country, other scanners)",
         "BUS-BRA (Gómez-Flores et al., Medical Physics 51(4), 2024; doi:10.1002/mp.16812): 1,875 biopsy-proven "
         "images of 1,064 patients from Brazil, four scanners, benign or malignant (no normal class). The authors' "
-        f"patient-level fold {ext['fold']} is held out ({ext['images']} images, {ext['patients']} patients). The "
-        "shipped models were trained on BUSI only and have never seen BUS-BRA; classes are BUSI's three, so a "
-        "lesion called \"normal\" counts as wrong.",
+        f"patient-level fold {ext['fold']} is held out ({ext['images']} images, {ext['patients']} patients). "
+        + ("The shipped models trained on folds 1-3 and validated on fold 4; they never saw fold 5's patients. "
+           if trained_on_busbra else "The shipped models were trained on BUSI only and have never seen BUS-BRA. ")
+        + "Classes are BUSI's three, so a lesion called \"normal\" counts as wrong.",
         "",
         "| model | accuracy (3 classes) | malignant-vs-benign AUC | lesions called normal |",
         "|---|---|---|---|",
@@ -179,9 +222,10 @@ def _external_section(metrics: dict) -> list[str]:
         f"- {_difference(ext['comparison'])}",
         "- Per scanner (accuracy baseline / refined): " + "; ".join(
             f"{s} ({v['images']} images) {_f(v['baseline'])} / {_f(v['refined'])}" for s, v in ext["per_scanner"].items()),
-        "- Reading: the BUSI-only models transfer poorly to another hospital (many lesions called normal); "
-        "training on BUSI + BUS-BRA is the next step (see the open models issue).",
     ]
+    if not trained_on_busbra:
+        lines.append("- Reading: the BUSI-only models transfer poorly to another hospital (many lesions called normal); "
+                     "training on BUSI + BUS-BRA is the next step (see the open models issue).")
     return lines
 
 

@@ -111,6 +111,12 @@ def _use_predicted_masks(items: list[Item], models_dir: Path) -> None:
     print(f"validation crops follow the masks predicted by {seg_file.name} through the Predictor", flush=True)
 
 
+def _initialisation_of(model_file: str | Path) -> str:
+    """The ``initialisation`` recorded in a saved model's config, if any."""
+    cfg = Path(model_file).with_suffix(".json")
+    return json.loads(cfg.read_text()).get("initialisation", "unknown") if cfg.is_file() else "unknown"
+
+
 def export_model(checkpoint: str | Path, out: str | Path) -> Path:
     """Copy a checkpoint to ``out`` without its optimizer state (a third of the size)."""
     import keras
@@ -119,19 +125,58 @@ def export_model(checkpoint: str | Path, out: str | Path) -> Path:
     return Path(out)
 
 
-def class_weights(items: list[Item]) -> dict[int, float]:
-    """Balanced class weights n / (k * count)."""
+def class_weights(items: list[Item], power: float = 1.0) -> dict[int, float]:
+    """Class weights (n / (k * count)) ** power: 1 is fully balanced, 0.5 the square root (gentler when one class
+    is rare, e.g. BUSI's 93 normal training images beside BUS-BRA's 1,100 lesions)."""
     counts = np.bincount([it.label for it in items], minlength=len(CLASS_NAMES))
-    return {i: float(len(items) / (len(CLASS_NAMES) * c)) for i, c in enumerate(counts) if c}
+    return {i: float((len(items) / (len(CLASS_NAMES) * c)) ** power) for i, c in enumerate(counts) if c}
+
+
+def _seg_score_callback(val_items: list[Item], fp_weight: float = 0.5):
+    """A callback adding ``val_seg_score`` = mean lesion Dice - ``fp_weight`` x normal-image false-positive rate
+    (Dice per lesion image at the network's 0.5 threshold; a normal image is a false positive when any pixel is
+    predicted), plus both parts, to the epoch logs. Selecting on it avoids epochs that outline lesions in normal
+    images and is steadier than the batch-mean Dice, which empty masks and small lesions dominate."""
+    import keras
+
+    from pipeline import metrics
+
+    x = np.stack([preprocess.seg_input(it.gray_small, preprocess.SEG_SIZE) for it in val_items])
+    targets = [it.mask_small.astype(bool) for it in val_items]
+
+    class SegScore(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            probs = self.model.predict(x, batch_size=16, verbose=0)[..., 0]
+            dices = [metrics.dice(p >= 0.5, t) for p, t in zip(probs, targets) if t.any()]
+            fps = [bool((p >= 0.5).any()) for p, t in zip(probs, targets) if not t.any()]
+            dice, fp = float(np.mean(dices)), float(np.mean(fps)) if fps else 0.0
+            logs.update(val_lesion_dice=dice, val_normal_fp=fp, val_seg_score=dice - fp_weight * fp)
+
+    return SegScore()
+
+
+def _load_initial(path: str | Path):
+    """A saved model to start from (warm start), without its optimizer state."""
+    import keras
+
+    from pipeline.nets.losses import CUSTOM_OBJECTS
+
+    return keras.models.load_model(path, compile=False, custom_objects=CUSTOM_OBJECTS)
 
 
 def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16, learning_rate: float | None = None,
           backbone: str = "lite2", weights: str | None = "imagenet", patience: int = 8, seed: int = 1234,
           resume: bool = False, limit: int | None = None, models_dir: str | Path = MODELS_DIR,
-          steps_per_epoch: int | None = None, split_csv: str | Path = SPLIT_CSV, arch: str = "lite2-unet") -> ModelConfig:
+          steps_per_epoch: int | None = None, split_csv: str | Path = SPLIT_CSV, arch: str = "lite2-unet",
+          busbra_root: str | Path | None = None, init: str | Path | None = None,
+          class_weight_power: float = 1.0, normal_repeat: int = 1) -> ModelConfig:
     """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
 
     ``arch`` (segmentation only): "lite2-unet" (ImageNet Lite2 encoder) or "unet16" (from scratch).
+    ``busbra_root``: also train on BUS-BRA's training folds and validate on its validation fold (patients never
+    cross subsets). ``init``: start from this saved model's weights instead of ImageNet (warm start).
+    ``normal_repeat``: show each normal (empty-mask) training image this many times per epoch; BUS-BRA has no
+    normal images, so without it a UNet trained on both learns that every frame holds a lesion.
     """
     import keras
 
@@ -143,7 +188,15 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     train_items = load_items(root, "train", split_csv, limit)
     val_items = load_items(root, "val", split_csv, limit)
-    print(f"{name}: {len(train_items)} training and {len(val_items)} validation images", flush=True)
+    if busbra_root is not None:
+        from pipeline.data.items import load_busbra_items
+
+        train_items += load_busbra_items(busbra_root, "train", limit)
+        val_items += load_busbra_items(busbra_root, "val", limit)
+    if normal_repeat > 1:
+        train_items += [it for it in train_items if not it.mask.any()] * (normal_repeat - 1)
+    print(f"{name}: {len(train_items)} training and {len(val_items)} validation images"
+          + (" (BUSI + BUS-BRA)" if busbra_root is not None else ""), flush=True)
 
     if name == "seg":
         size = preprocess.SEG_SIZE
@@ -160,7 +213,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         else:
             raise ValueError(f"unknown segmentation architecture {arch!r}")
         compile_kw = dict(loss=losses.bce_dice_loss, metrics=[losses.dice_metric])
-        monitor, mode, weights_arg = "val_dice_metric", "max", None
+        monitor, mode, weights_arg = "val_seg_score", "max", None
         cfg = ModelConfig(name="seg", image_size=size, backbone=arch, threshold=preprocess.MASK_THRESHOLD)
     else:
         refined = name == "refined"
@@ -171,7 +224,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         build = partial(networks.build_classifier, backbone, preprocess.CLS_SIZE, weights)
         compile_kw = dict(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05),
                           metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")])
-        monitor, mode, weights_arg = "val_macro_f1", "max", class_weights(train_items)
+        monitor, mode, weights_arg = "val_macro_f1", "max", class_weights(train_items, class_weight_power)
         cfg = ModelConfig(name=name, image_size=preprocess.CLS_SIZE, backbone=backbone)
     cfg.seed, cfg.epochs, cfg.batch_size, cfg.learning_rate = seed, epochs, batch_size, lr
 
@@ -184,7 +237,11 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         cfg.initialisation = state.get("initialisation", "unknown")
         print(f"resuming {name} after epoch {initial_epoch}", flush=True)
     else:
-        model, cfg.initialisation = build()
+        if init is not None:
+            model = _load_initial(init)
+            cfg.initialisation = f"warm start from {Path(init).name} (itself: {_initialisation_of(init)})"
+        else:
+            model, cfg.initialisation = build()
         model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=1e-4), **compile_kw)
 
     def schedule(epoch, _lr):
@@ -216,8 +273,10 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
                   + (" (best)" if improved else ""), flush=True)
 
     ckpt = Checkpoint(best)
-    callbacks = [
-        keras.callbacks.LearningRateScheduler(schedule),
+    callbacks = [keras.callbacks.LearningRateScheduler(schedule)]
+    if name == "seg":  # adds val_seg_score to the logs before the checkpoint reads it
+        callbacks.append(_seg_score_callback(val_items))
+    callbacks += [
         ckpt,
         keras.callbacks.CSVLogger(str(ckpt_dir / "history.csv"), append=resume),
         keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, verbose=1),
@@ -230,7 +289,9 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     cfg.best_epoch = (best_state.get("best") or {}).get("epoch", best_state["epoch"])
     cfg.notes = {"monitor": monitor, "best_value": (best_state.get("best") or {}).get("value"),
                  "train_images": len(train_items), "val_images": len(val_items),
-                 "class_weights": weights_arg}
+                 "class_weights": weights_arg,
+                 "datasets": "BUSI train + BUS-BRA folds 1-3" if busbra_root is not None else "BUSI train",
+                 "normal_repeat": normal_repeat}
     out = export_model(ckpt_dir / "best.keras", model_path(name, models_dir))
     cfg.save(config_path(name, models_dir))
     record_model(models_dir, name, pipeline.__version__)

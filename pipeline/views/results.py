@@ -299,12 +299,25 @@ def external_comparison(m: dict) -> dict | None:
     return comp if isinstance(comp, dict) and _number(comp.get("difference")) is not None else None
 
 
+def busbra_in_training(m: dict) -> bool:
+    """True when metrics ``m`` say a model was trained on BUS-BRA's training folds."""
+    return any("BUS-BRA" in str(v.get("datasets", "")) for v in (m.get("models") or {}).values())
+
+
+def external_provenance(m: dict) -> str:
+    """How the BUS-BRA held-out fold relates to training, in one phrase."""
+    if busbra_in_training(m):
+        return ("Brazil, other scanners; patients never used in training or model choices — the models trained on "
+                "the other folds of BUS-BRA")
+    return "Brazil, other scanners, never used in training or model choices"
+
+
 def external_summary(m: dict) -> list[str]:
     """Plain sentences about the BUS-BRA check (what it is, segmentation, 'normal' answers); [] when absent."""
     ext = external(m)
     if ext is None:
         return []
-    lines = [f"{ext.get('dataset', 'BUS-BRA')} (Brazil, other scanners, never used in training or model choices): "
+    lines = [f"{ext.get('dataset', 'BUS-BRA')} ({external_provenance(m)}): "
              f"held-out fold {ext.get('fold', '?')}, {ext.get('images', '?')} images of {ext.get('patients', '?')} "
              "patients, all biopsy-proven benign or malignant — it has no normal class, so a 'normal' answer counts "
              "as wrong."]
