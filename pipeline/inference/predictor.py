@@ -111,6 +111,9 @@ def _batches(seq: Sequence, n: int = BATCH):
         yield seq[i:i + n]
 
 
+POOLED_LAYER = "avg_pool"  # the classifiers' pooled features, just before the dense layer
+
+
 def masks_from_probability(prob: np.ndarray, threshold: float, presence_threshold: float = 0.0) -> np.ndarray:
     """0/1 mask of ``prob >= threshold``; empty when no pixel reaches ``presence_threshold`` (the lesion-presence
     gate, chosen on validation to keep lesions from being outlined in normal images)."""
@@ -172,6 +175,8 @@ class Predictor:
             except ValueError as exc:
                 raise ModelLoadError(f"scope gate: layer {layer!r} is not in the baseline classifier; refit the "
                                      "gate with `python -m pipeline scope fit`") from exc
+            if len(pooled.shape) == 4:  # a feature map: averaged over space
+                pooled = keras.layers.GlobalAveragePooling2D(name=f"{layer}_mean")(pooled)
             dual = keras.Model(model.inputs, [pooled, model.outputs[0]])
             self._fns[key] = tf.function(lambda x, m=dual: m(x, training=False), reduce_retracing=True)
         return self._fns[key]
@@ -231,12 +236,10 @@ class Predictor:
     def crop_features(self, grays: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                       layer: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pooled features and untempered probabilities of the crop classifier on the lesion-centred crops."""
-        from pipeline.inference.scope import FEATURE_LAYER
-
         size, feats, probs = self.configs["refined"].image_size, [], []
         for chunk in _batches(list(zip(grays, masks))):
             f, p = self._run_features(np.stack([preprocess.refined_input(g, m, size) for g, m in chunk]),
-                                      layer or FEATURE_LAYER, "refined")
+                                      layer or POOLED_LAYER, "refined")
             feats.append(f)
             probs.append(p)
         return np.concatenate(feats), np.concatenate(probs)

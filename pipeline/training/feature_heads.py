@@ -28,7 +28,7 @@ from pipeline import metrics, paths
 from pipeline.config import CLASS_NAMES
 from pipeline.data.items import Item, labels, load_busbra_items, load_items
 from pipeline.inference.measure import measure
-from pipeline.inference.predictor import Predictor
+from pipeline.inference.predictor import POOLED_LAYER, Predictor
 from pipeline.inference.report import json_safe
 
 L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
@@ -59,7 +59,7 @@ def extract(predictor: Predictor, items: list[Item], label: str) -> dict:
         chunk = items[start:start + 32]
         grays = [it.gray for it in chunk]
         masks = predictor.segment_batch(grays)
-        wf, wp = predictor.baseline_features(grays)
+        wf, wp = predictor.baseline_features(grays, POOLED_LAYER)
         cf, cp = predictor.crop_features(grays, masks)
         out["whole"].append(wf)
         out["crop"].append(cf)

@@ -45,7 +45,8 @@ def _presence(choices: dict) -> str:
     dice, fp = table.get(str(t), (None, None))
     return (f"lesion-presence gate {t} (a mask is kept only when some pixel's lesion probability reaches it; "
             f"on validation: lesion Dice {_f(dice)}, normal images outlined {_f(None if fp is None else 100 * fp, 1)}%; "
-            "chosen as the best lesion Dice with at most 10% of normal images outlined)")
+            + ("chosen as the best lesion Dice with at most 10% of normal images outlined)" if fp is not None and fp <= 0.10
+               else "no candidate reached 10% of normal images outlined on validation, so the lowest rate was taken)"))
 
 
 def _class_table(report: dict) -> list[str]:
