@@ -17,6 +17,14 @@ MODEL_FILES = {
 }
 
 
+BUSBRA_TRAINING = "BUSI train + BUS-BRA folds 1-3"  # ModelConfig.notes["datasets"] of a model trained on both
+
+
+def mentions_busbra(datasets: object) -> bool:
+    """True when a ``datasets`` note (config or metrics JSON) says BUS-BRA was used in training."""
+    return "BUS-BRA" in str(datasets or "")
+
+
 @dataclass
 class ModelConfig:
     """What a model expects and how it was trained."""
@@ -39,6 +47,11 @@ class ModelConfig:
     trained_epochs: int = 0
     best_epoch: int = 0
     notes: dict = field(default_factory=dict)
+
+    @property
+    def trained_on_busbra(self) -> bool:
+        """True when this model was trained on BUS-BRA's training folds as well as BUSI."""
+        return mentions_busbra(self.notes.get("datasets"))
 
     def save(self, path: str | Path) -> Path:
         """Write the config as JSON."""

@@ -12,6 +12,15 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2 * np.logical_and(p, t).sum() / total)
 
 
+def lesion_dice_and_normal_fp(preds, truths) -> tuple[float, float]:
+    """Mean Dice over images whose true mask has a lesion, and the share of lesion-free images given any predicted
+    pixel (0.0 for a part with no images)."""
+    pairs = [(np.asarray(p) > 0, np.asarray(t) > 0) for p, t in zip(preds, truths)]
+    dices = [dice(p, t) for p, t in pairs if t.any()]
+    fps = [bool(p.any()) for p, t in pairs if not t.any()]
+    return (float(np.mean(dices)) if dices else 0.0), (float(np.mean(fps)) if fps else 0.0)
+
+
 def iou(pred: np.ndarray, truth: np.ndarray) -> float:
     """Intersection over union of two binary masks; 1.0 when both are empty."""
     p, t = np.asarray(pred) > 0, np.asarray(truth) > 0

@@ -90,3 +90,15 @@ def test_paired_difference_interval_contains_the_difference_and_counts_discordan
     assert r["mcnemar_p"] == pytest.approx(metrics.mcnemar_exact_p(30, 10)) and r["mcnemar_p"] < 0.01
     same = metrics.paired_accuracy_difference(y, a, a)
     assert same["difference"] == 0 and same["ci95"] == [0.0, 0.0] and same["mcnemar_p"] == 1.0
+
+
+def test_lesion_dice_and_normal_fp():
+    lesion = np.zeros((4, 4), np.uint8)
+    lesion[:2, :2] = 1
+    empty = np.zeros((4, 4), np.uint8)
+    speck = empty.copy()
+    speck[3, 3] = 1
+    # lesion found exactly, lesion missed, one normal clean, one normal with a speck
+    dice, fp = metrics.lesion_dice_and_normal_fp([lesion, empty, empty, speck], [lesion, lesion, empty, empty])
+    assert dice == 0.5 and fp == 0.5
+    assert metrics.lesion_dice_and_normal_fp([], []) == (0.0, 0.0)

@@ -38,13 +38,9 @@ def choose_presence(maps: list[np.ndarray], items, threshold: float,
                     candidates: tuple[float, ...] = PRESENCE_THRESHOLDS, max_fp: float = MAX_NORMAL_FP):
     """The lesion-presence threshold: the best mean lesion Dice among candidates whose normal-image false-positive
     rate is at most ``max_fp`` (else the lowest rate). Returns (threshold, {candidate: (dice, fp rate)})."""
-    lesion = [i for i, it in enumerate(items) if it.mask.any()]
-    normal = [i for i, it in enumerate(items) if not it.mask.any()]
-    table = {}
-    for c in candidates:
-        masks = {i: masks_from_probability(maps[i], threshold, c) for i in lesion + normal}
-        table[c] = (float(np.mean([metrics.dice(masks[i], items[i].mask) for i in lesion])) if lesion else 0.0,
-                    float(np.mean([masks[i].any() for i in normal])) if normal else 0.0)
+    truths = [it.mask for it in items]
+    table = {c: metrics.lesion_dice_and_normal_fp([masks_from_probability(m, threshold, c) for m in maps], truths)
+             for c in candidates}
     ok = [c for c in candidates if table[c][1] <= max_fp]
     best = max(ok, key=lambda c: (table[c][0], -c)) if ok else min(candidates, key=lambda c: (table[c][1], -table[c][0]))
     return best, table
@@ -139,7 +135,7 @@ def external_busbra(predictor: Predictor, root: str | Path, subset: str = "test"
 def _busbra_choice_items(predictor: Predictor, busbra_root: str | Path | None) -> list:
     """BUS-BRA's validation fold when the classifiers trained on BUS-BRA (their early stopping used it too), so the
     classifier choices (flip averaging, fusion weight, temperatures) suit both hospitals; [] otherwise."""
-    trained = any("BUS-BRA" in str(predictor.configs[n].notes.get("datasets", "")) for n in ("raw", "refined"))
+    trained = any(predictor.configs[n].trained_on_busbra for n in ("raw", "refined"))
     if not trained or busbra_root is None or not paths.busbra_available(busbra_root):
         return []
     from pipeline.data.items import load_busbra_items

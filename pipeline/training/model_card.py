@@ -34,7 +34,7 @@ def _weights(nll: dict | None) -> str:
 
 def _with_busbra(configs: dict[str, ModelConfig]) -> bool:
     """True when the models were trained on BUS-BRA's training folds as well as BUSI."""
-    return any("BUS-BRA" in str(cfg.notes.get("datasets", "")) for cfg in configs.values())
+    return any(cfg.trained_on_busbra for cfg in configs.values())
 
 
 def _presence(choices: dict) -> str:

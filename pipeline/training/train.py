@@ -17,7 +17,7 @@ import numpy as np
 
 import pipeline
 from pipeline import preprocess
-from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
+from pipeline.config import BUSBRA_TRAINING, CLASS_NAMES, ModelConfig, config_path, model_path
 from pipeline.data.items import Item, load_items
 from pipeline.inference.bundle import record_model
 from pipeline.paths import MODELS_DIR, SPLIT_CSV
@@ -147,9 +147,7 @@ def _seg_score_callback(val_items: list[Item], fp_weight: float = 0.5):
     class SegScore(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             probs = self.model.predict(x, batch_size=16, verbose=0)[..., 0]
-            dices = [metrics.dice(p >= 0.5, t) for p, t in zip(probs, targets) if t.any()]
-            fps = [bool((p >= 0.5).any()) for p, t in zip(probs, targets) if not t.any()]
-            dice, fp = float(np.mean(dices)), float(np.mean(fps)) if fps else 0.0
+            dice, fp = metrics.lesion_dice_and_normal_fp(probs >= 0.5, targets)
             logs.update(val_lesion_dice=dice, val_normal_fp=fp, val_seg_score=dice - fp_weight * fp)
 
     return SegScore()
@@ -290,7 +288,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     cfg.notes = {"monitor": monitor, "best_value": (best_state.get("best") or {}).get("value"),
                  "train_images": len(train_items), "val_images": len(val_items),
                  "class_weights": weights_arg,
-                 "datasets": "BUSI train + BUS-BRA folds 1-3" if busbra_root is not None else "BUSI train",
+                 "datasets": BUSBRA_TRAINING if busbra_root is not None else "BUSI train",
                  "normal_repeat": normal_repeat}
     out = export_model(ckpt_dir / "best.keras", model_path(name, models_dir))
     cfg.save(config_path(name, models_dir))

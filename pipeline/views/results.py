@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.config import mentions_busbra
 from pipeline.errors import BusiError
 
 MODELS = ("baseline", "refined")
@@ -301,7 +302,7 @@ def external_comparison(m: dict) -> dict | None:
 
 def busbra_in_training(m: dict) -> bool:
     """True when metrics ``m`` say a model was trained on BUS-BRA's training folds."""
-    return any("BUS-BRA" in str(v.get("datasets", "")) for v in (m.get("models") or {}).values())
+    return any(mentions_busbra(v.get("datasets")) for v in (m.get("models") or {}).values())
 
 
 def external_provenance(m: dict) -> str:
