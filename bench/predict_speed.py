@@ -8,6 +8,7 @@ process and through the model worker process the dashboard uses (``PredictorProc
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -15,17 +16,20 @@ import time
 from bench.common import test_image_paths
 from pipeline.imageio import load_image
 from pipeline.inference.predictor import Predictor
+from pipeline.inference.runtime import RUNTIME_ENV, RUNTIMES
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--runtime", choices=RUNTIMES, default=None,
+                        help="tflite (XNNPACK) or keras (default: $BUSI_RUNTIME, else tflite)")
     args = parser.parse_args()
     files = test_image_paths(args.images)
     grays = [load_image(p).pixels for p in files]
     t = time.perf_counter()
-    predictor = Predictor()
+    predictor = Predictor(runtime=args.runtime)
     load_s = time.perf_counter() - t
     for g in grays[: args.warmup]:
         predictor.predict(g)
@@ -41,7 +45,8 @@ def main() -> int:
         t = time.perf_counter()
         predictor.predict(load_image(f).pixels)
         e2e.append((time.perf_counter() - t) * 1e3)
-    print(f"models loaded in {load_s:.1f} s; {len(grays)} test images, one at a time")
+    used = ", ".join(f"{k} {v}" for k, v in sorted(predictor.runtimes.items()))
+    print(f"models loaded in {load_s:.1f} s; {len(grays)} test images, one at a time; runtime: {used}")
     for key, values in times.items():
         if not values:
             continue
@@ -50,6 +55,8 @@ def main() -> int:
     print(f"{'file->result':>13}: median {statistics.median(e2e):7.1f} ms")
     from pipeline.inference.worker import PredictorProcess
 
+    if args.runtime:
+        os.environ[RUNTIME_ENV] = args.runtime  # the worker process reads it
     worker = PredictorProcess()
     via_worker = []
     for g in grays:

@@ -51,3 +51,18 @@ def test_class_weights_power():
     half = class_weights(items, 0.5)
     assert all(abs(half[k] - full[k] ** 0.5) < 1e-12 for k in full)
     assert class_weights(items, 0.0) == {0: 1.0, 1: 1.0, 2: 1.0}
+
+
+def test_a_warm_start_at_another_input_size_keeps_weights_and_frozen_layers():
+    import numpy as np
+
+    from pipeline.nets import networks
+    from pipeline.training.train import _resized
+
+    small, _ = networks.build_classifier("lite2", 64, weights=None)
+    networks.freeze_batchnorm(small)
+    big = _resized(small, "lite2", 96)
+    assert big.input_shape == (None, 96, 96, 3) and big.output_shape == (None, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(small.get_weights(), big.get_weights(), strict=True))
+    assert [layer.trainable for layer in big.layers] == [layer.trainable for layer in small.layers]
+    assert any(not layer.trainable for layer in big.layers)

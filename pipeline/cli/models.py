@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     cls.add_argument("--input", choices=["raw", "refined"], required=True,
                      help="raw: the whole image (baseline); refined: the lesion-centred crop")
     cls.add_argument("--backbone", choices=["lite2", "b3"], default="lite2")
+    cls.add_argument("--refined-arch", choices=["crop", "two-branch"], default="crop",
+                     help="refined only. crop: a classifier on the lesion crop, averaged with the baseline; "
+                          "two-branch: the baseline in --models-dir (frozen) + a crop branch, fused inside one network")
     cls.add_argument("--weights", default="imagenet", help="'imagenet', a weights file, or 'none'")
     for p, epochs in ((seg, 40), (cls, 15)):
         p.add_argument("--data", help="dataset folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")
@@ -39,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--normal-repeat", type=int, default=1,
                        help="show each normal training image this many times per epoch (BUS-BRA has none)")
         p.set_defaults(func=_train)
+    cls.add_argument("--image-size", type=int, default=None,
+                     help="input side in pixels (default 224); a warm start from another size keeps its weights")
     cls.add_argument("--class-weight-power", type=float, default=1.0,
                      help="class weights (n / (k * count)) ** power: 1 balanced, 0.5 square root, 0 none")
 
@@ -66,6 +71,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     fh.add_argument("--out", help="results JSON (default: models/experiments/feature_heads.json)")
     fh.set_defaults(func=_feature_heads)
 
+    rc = exsub.add_parser("refined-candidates",
+                          help="refined classifiers of several model folders compared on validation only")
+    rc.add_argument("models_dirs", nargs="+", metavar="MODELS_DIR", help="model folders (the first one's UNet masks)")
+    rc.add_argument("--data", help="BUSI folder (default: $BUSI_DIR)")
+    rc.add_argument("--busbra", help="BUS-BRA folder (default: $BUSBRA_DIR, else data/BUS-BRA)")
+    rc.add_argument("--out", help="results JSON (default: models/experiments/refined_candidates.json)")
+    rc.set_defaults(func=_refined_candidates)
+
+    rt = bsub.add_parser("runtime", help="convert the models for the fast CPU runtime now (else on first use)")
+    rt.add_argument("--models-dir", default=str(paths.models_dir()))
+    rt.set_defaults(func=_runtime)
+
     pr = sub.add_parser("predict", help="segment and classify images; one JSON line per input")
     pr.add_argument("paths", nargs="+", metavar="PATH", help="PNG, JPEG, BMP, TIFF or DICOM files")
     pr.add_argument("--out", required=True, help="folder for the predicted masks (<stem>_mask.png)")
@@ -89,6 +106,29 @@ def _feature_heads(args: argparse.Namespace) -> int:
     if not paths.busbra_available(busbra):
         raise DatasetError(f"BUS-BRA not found at {busbra}: set BUSBRA_DIR")
     run(paths.dataset_dir(args.data), busbra, args.models_dir, out=args.out)
+    return 0
+
+
+def _refined_candidates(args: argparse.Namespace) -> int:
+    from pipeline.errors import DatasetError
+    from pipeline.training.candidates import run
+
+    busbra = paths.busbra_dir(args.busbra)
+    if not paths.busbra_available(busbra):
+        raise DatasetError(f"BUS-BRA not found at {busbra}: set BUSBRA_DIR")
+    print(f"wrote {run(args.models_dirs, paths.dataset_dir(args.data), busbra, out=args.out)}")
+    return 0
+
+
+def _runtime(args: argparse.Namespace) -> int:
+    from pipeline.inference.predictor import Predictor
+    from pipeline.inference.runtime import RUNTIME_CACHE
+
+    predictor = Predictor(args.models_dir, runtime="tflite")
+    predictor.warm_up()
+    for key, used in sorted(predictor.runtimes.items()):
+        print(f"{key}: {used}")
+    print(f"converted models are cached in {RUNTIME_CACHE}")
     return 0
 
 
@@ -129,5 +169,6 @@ def _train(args: argparse.Namespace) -> int:
           weights=None if weights in (None, "none") else weights, patience=args.patience, seed=args.seed,
           resume=args.resume, limit=args.limit, models_dir=args.models_dir, steps_per_epoch=args.steps,
           arch=getattr(args, "arch", "lite2-unet"), busbra_root=busbra, init=args.init,
-          class_weight_power=getattr(args, "class_weight_power", 1.0), normal_repeat=args.normal_repeat)
+          class_weight_power=getattr(args, "class_weight_power", 1.0), normal_repeat=args.normal_repeat,
+          refined_arch=getattr(args, "refined_arch", "crop"), image_size=getattr(args, "image_size", None))
     return 0

@@ -47,9 +47,19 @@ CONTRACTS = {
                    "meaning": "softmax over classes", "classes": list(CLASS_NAMES)},
     },
 }
+TWO_BRANCH_CONTRACT = {  # the refined classifier when it is the two-branch network (pipeline.nets.two_branch)
+    "role": "refined classifier: lesion-centred crop of the predicted mask fused with the baseline's whole-frame "
+            "features inside one network",
+    "input": {"shape": [[None, "image_size", "image_size", 3], [None, "global_width"]], "dtype": "float32",
+              "range": [[0.0, 255.0], None], "channels": ["grayscale repeated on 3 channels", "features"],
+              "prepared_by": ["pipeline.preprocess.refined_input",
+                              "the baseline classifier's pooled features (layer avg_pool, flip-averaged like it)"]},
+    "output": CONTRACTS["refined"]["output"],
+}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, hex."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -57,15 +67,21 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _resolve(shape: list, size: int) -> list:
-    return [size if s == "image_size" else s for s in shape]
+def _resolve(shape: list, sizes: dict) -> list:
+    if shape and isinstance(shape[0], list):  # several inputs
+        return [_resolve(s, sizes) for s in shape]
+    return [sizes.get(s, s) if isinstance(s, str) else s for s in shape]
 
 
 def contract(name: str, cfg: ModelConfig) -> dict:
-    """The input/output contract of model ``name`` with its configured image size filled in."""
-    c = json.loads(json.dumps(CONTRACTS[name]))
+    """The input/output contract of model ``name`` with its configured sizes filled in."""
+    from pipeline.nets.two_branch import ARCH
+
+    two_branch = name == "refined" and cfg.backbone == ARCH
+    c = json.loads(json.dumps(TWO_BRANCH_CONTRACT if two_branch else CONTRACTS[name]))
+    sizes = {"image_size": cfg.image_size, "global_width": cfg.notes.get("global_width")}
     for part in ("input", "output"):
-        c[part]["shape"] = _resolve(c[part]["shape"], cfg.image_size)
+        c[part]["shape"] = _resolve(c[part]["shape"], sizes)
     return c
 
 
@@ -73,7 +89,7 @@ def model_entry(models_dir: str | Path, name: str) -> dict:
     """Manifest entry of model ``name``: file, config, hash, backbone and its contract."""
     cfg = ModelConfig.load(config_path(name, models_dir))
     return {"file": MODEL_FILES[name], "config": config_path(name, models_dir).name,
-            "sha256": _sha256(model_path(name, models_dir)), "backbone": cfg.backbone, **contract(name, cfg)}
+            "sha256": file_sha256(model_path(name, models_dir)), "backbone": cfg.backbone, **contract(name, cfg)}
 
 
 def build_manifest(models_dir: str | Path, version: str, now: dt.datetime | None = None,
@@ -120,6 +136,8 @@ def read_manifest(models_dir: str | Path) -> dict:
 
 
 def _shape(tensor_shape) -> list:
+    if isinstance(tensor_shape, list):  # several inputs
+        return [_shape(s) for s in tensor_shape]
     return [None if s is None else int(s) for s in tensor_shape]
 
 

@@ -51,11 +51,13 @@ class GradCam:
         self._grad_model = keras.Model(model.inputs, [feature, head])
         self._dense = last if self._logits_from_dense else None
 
-    def __call__(self, batch_input: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int]:
+    def __call__(self, batch_input: np.ndarray, class_index: int | None = None,
+                 extra: np.ndarray | None = None) -> tuple[np.ndarray, int]:
         """Heatmap (h, w) in [0, 1] at the model input size, and the class index explained.
 
         ``batch_input``: one model input (H, W, C) or a batch of one (1, H, W, C).
         ``class_index``: the class to explain (default: the predicted one).
+        ``extra``: a second model input, held fixed (the two-branch network's global features, shape (1, n)).
         """
         import tensorflow as tf
 
@@ -63,8 +65,9 @@ class GradCam:
         if x.ndim == 3:
             x = x[None]
         x = tf.convert_to_tensor(x)
+        inputs = x if extra is None else [x, tf.convert_to_tensor(np.asarray(extra, np.float32))]
         with tf.GradientTape() as tape:
-            features, head = self._grad_model(x, training=False)
+            features, head = self._grad_model(inputs, training=False)
             tape.watch(features)
             if self._dense is not None:
                 scores = tf.matmul(head, self._dense.kernel) + self._dense.bias
@@ -109,10 +112,11 @@ def place_in_frame(heat: np.ndarray, shape: tuple[int, int], box: tuple[int, int
 
 
 def refined_gradcam(cam: GradCam, gray: np.ndarray, mask: np.ndarray, class_index: int | None = None,
-                    size: int = preprocess.CLS_SIZE) -> FrameHeatmap:
-    """Grad-CAM of the refined classifier on its lesion-centred crop, mapped back onto the frame."""
+                    size: int = preprocess.CLS_SIZE, extra: np.ndarray | None = None) -> FrameHeatmap:
+    """Grad-CAM of the refined classifier on its lesion-centred crop, mapped back onto the frame (``extra``: the
+    two-branch network's global features, held fixed, so the map shows what the crop branch looked at)."""
     box = preprocess.lesion_box(mask)
-    heat, idx = cam(preprocess.refined_input(gray, mask, size), class_index)
+    heat, idx = cam(preprocess.refined_input(gray, mask, size), class_index, extra)
     h, w = gray.shape[:2]
     full_box = box if box is not None else (0, 0, w, h)
     return FrameHeatmap(place_in_frame(heat, (h, w), box), tuple(int(v) for v in full_box), box is None, idx)

@@ -24,8 +24,9 @@ import numpy as np
 from pipeline import paths, preprocess
 from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
 from pipeline.errors import ModelLoadError
-from pipeline.inference.bundle import check_model, read_manifest
+from pipeline.inference.bundle import check_model, file_sha256, read_manifest
 from pipeline.metrics import apply_temperature
+from pipeline.nets.two_branch import GLOBAL_LAYER, is_two_branch
 
 RESTORE_HINT = (
     "The trained models ship with the project in models/: restore them with "
@@ -122,19 +123,37 @@ def masks_from_probability(prob: np.ndarray, threshold: float, presence_threshol
     return (prob >= threshold).astype(np.uint8)
 
 
+def _check_two_branch(models_dir: Path, model, cfg: ModelConfig, models: Sequence[str]) -> bool:
+    """True when the refined model is the two-branch network; it needs the baseline it was trained on."""
+    if not is_two_branch(model):
+        return False
+    if "raw" not in models:
+        raise ModelLoadError("the two-branch refined classifier reads the baseline's features: load 'raw' with it")
+    expected = cfg.notes.get("global_branch_sha256")
+    if expected and expected != file_sha256(model_path("raw", models_dir)):
+        raise ModelLoadError(f"{model_path('refined', models_dir).name} was trained on another baseline classifier "
+                             f"than {model_path('raw', models_dir).name}: retrain it, or {RESTORE_HINT}")
+    return True
+
+
 class Predictor:
     """Loads the UNet and both classifiers once; every method is safe to call from several threads.
 
     ``models`` picks a subset (e.g. ``("seg",)`` for segmentation only, as training uses it).
     """
 
-    def __init__(self, models_dir: str | Path | None = None, models: Sequence[str] = ALL_MODELS):
-        import tensorflow as tf
+    def __init__(self, models_dir: str | Path | None = None, models: Sequence[str] = ALL_MODELS,
+                 runtime: str | None = None):
+        from pipeline.inference.runtime import default_runtime
 
         self.models_dir = Path(models_dir) if models_dir else paths.models_dir()
+        self.runtime = runtime or default_runtime()  # asked for; self.runtimes says what each graph runs on
+        self.runtimes: dict[str, str] = {}
         self.manifest: dict = {}
         self.configs: dict[str, ModelConfig] = {}
         self._fns = {}
+        self._sha: dict[str, str] = {}
+        self._build_lock = threading.Lock()
         for name in models:
             model = load_keras_model(model_path(name, self.models_dir))
             self.manifest = self.manifest or read_manifest(self.models_dir)
@@ -143,8 +162,10 @@ class Predictor:
             if not cfg_file.is_file():
                 raise ModelLoadError(f"model config missing: {cfg_file}. {RESTORE_HINT}")
             self.configs[name] = ModelConfig.load(cfg_file)
-            self._fns[name] = tf.function(lambda x, m=model: m(x, training=False), reduce_retracing=True)
+            self._sha[name] = file_sha256(model_path(name, self.models_dir))
             setattr(self, f"{name}_model", model)
+        self.two_branch = "refined" in self.configs and _check_two_branch(self.models_dir, self.refined_model,
+                                                                          self.configs["refined"], models)
         self.scope = None  # the scope gate, when its files exist and the baseline classifier is loaded
         if "raw" in self.configs:
             self._load_scope_gate()
@@ -159,38 +180,76 @@ class Predictor:
 
         gate = ScopeGate.load(self.models_dir)
         if gate is not None:
-            self._feature_fn(gate.feature_layer)
+            self._feature_fn(self._baseline_layers(gate.feature_layer))
             self.scope = gate
 
-    def _feature_fn(self, layer: str, name: str = "raw"):
-        """One graph giving classifier ``name``'s ``layer`` output and its probabilities (built once)."""
-        key = f"{name}_features:{layer}"
-        if key not in self._fns:
-            import keras
-            import tensorflow as tf
+    def _scope_layer(self) -> str:
+        from pipeline.inference.scope import FEATURE_LAYER
 
-            model = getattr(self, f"{name}_model")
-            try:
-                pooled = model.get_layer(layer).output
-            except ValueError as exc:
-                raise ModelLoadError(f"scope gate: layer {layer!r} is not in the baseline classifier; refit the "
-                                     "gate with `python -m pipeline scope fit`") from exc
-            if len(pooled.shape) == 4:  # a feature map: averaged over space
-                pooled = keras.layers.GlobalAveragePooling2D(name=f"{layer}_mean")(pooled)
-            dual = keras.Model(model.inputs, [pooled, model.outputs[0]])
-            self._fns[key] = tf.function(lambda x, m=dual: m(x, training=False), reduce_retracing=True)
+        return self.scope.feature_layer if self.scope else FEATURE_LAYER
+
+    def _baseline_layers(self, scope_layer: str | None) -> tuple[str, ...]:
+        """Baseline layers one classification pass reads: the two-branch network's global features, the gate's."""
+        layers = (GLOBAL_LAYER,) if self.two_branch else ()
+        return layers + ((scope_layer,) if scope_layer else ())
+
+    def _feature_fn(self, layers: tuple[str, ...], name: str = "raw"):
+        """One graph giving classifier ``name``'s outputs at ``layers`` (feature maps averaged over space) and its
+        probabilities (built once)."""
+        key = f"{name}_features:{','.join(layers)}"
+        if key not in self._fns:
+            with self._build_lock:
+                if key not in self._fns:
+                    self._fns[key] = self._feature_model_runner(key, layers, name)
         return self._fns[key]
 
-    # --- network calls --------------------------------------------------------------------------
-    def _run(self, name: str, batch: np.ndarray) -> np.ndarray:
-        with self._lock:  # one graph call at a time: identical results whatever the callers
-            return self._fns[name](batch).numpy()
+    def _feature_model_runner(self, key: str, layers: tuple[str, ...], name: str):
+        """Runner of classifier ``name`` giving its outputs at ``layers`` (maps averaged over space) + probabilities."""
+        import keras
 
-    def _run_tta(self, name: str, batch: np.ndarray, spatial: bool) -> np.ndarray:
-        """Outputs for ``batch``, averaged with the horizontal mirror (one call) when the config says so."""
+        model = getattr(self, f"{name}_model")
+        pooled = []
+        for layer in layers:
+            try:
+                out = model.get_layer(layer).output
+            except ValueError as exc:
+                raise ModelLoadError(f"layer {layer!r} is not in the {name} classifier; refit the scope gate with "
+                                     "`python -m pipeline scope fit`") from exc
+            if len(out.shape) == 4:  # a feature map: averaged over space
+                out = keras.layers.GlobalAveragePooling2D(name=f"{layer}_mean")(out)
+            pooled.append(out)
+        multi = keras.Model(model.inputs, [*pooled, model.outputs[0]], name=f"{name}_features")
+        return self._runner(key, multi, name, f"layers:{','.join(layers)}")
+
+    def _runner(self, key: str, model, name: str, spec: str):
+        """A runner for ``model`` on this Predictor's runtime (converted once, cached); records the runtime used."""
+        from pipeline.inference.runtime import make_runner
+
+        runner, used = make_runner(model, self.runtime, self._sha[name], spec, label=key.split(":")[0])
+        self.runtimes[key] = used
+        return runner
+
+    def _fn(self, name: str):
+        """The runner of model ``name`` as saved (built on first use)."""
+        if name not in self._fns:
+            with self._build_lock:
+                if name not in self._fns:
+                    self._fns[name] = self._runner(name, getattr(self, f"{name}_model"), name, "model")
+        return self._fns[name]
+
+    # --- network calls --------------------------------------------------------------------------
+    def _run(self, name: str, batch: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        fn = self._fn(name)
+        with self._lock:  # one graph call at a time: identical results whatever the callers
+            return fn(batch if extra is None else [batch, extra])[0]
+
+    def _run_tta(self, name: str, batch: np.ndarray, spatial: bool, extra: np.ndarray | None = None) -> np.ndarray:
+        """Outputs for ``batch``, averaged with the horizontal mirror (one call) when the config says so.
+        ``extra``: the two-branch network's global features (the same for an image and its mirror)."""
         if not self.configs[name].flip_tta:
-            return self._run(name, batch)
-        out = self._run(name, np.concatenate([batch, batch[:, :, ::-1]]))
+            return self._run(name, batch, extra)
+        out = self._run(name, np.concatenate([batch, batch[:, :, ::-1]]),
+                        None if extra is None else np.concatenate([extra, extra]))
         plain, flipped = out[: len(batch)], out[len(batch):]
         return (plain + (flipped[:, :, ::-1] if spatial else flipped)) / 2
 
@@ -209,45 +268,60 @@ class Predictor:
         return [masks_from_probability(p, cfg.threshold, cfg.presence_threshold)
                 for p in self.segment_probabilities(grays)]
 
-    def _run_features(self, batch: np.ndarray, layer: str, name: str = "raw") -> tuple[np.ndarray, np.ndarray]:
-        """(features, probabilities) of classifier ``name`` in one call, flip-averaged like its answer."""
-        fn = self._feature_fn(layer, name)
+    def _run_features(self, batch: np.ndarray, layers: tuple[str, ...], name: str = "raw",
+                      extra: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+        """([features per layer], probabilities) of classifier ``name`` in one call, flip-averaged like its answer."""
+        fn = self._feature_fn(layers, name)
         tta = self.configs[name].flip_tta
         x = np.concatenate([batch, batch[:, :, ::-1]]) if tta else batch
+        if extra is not None:
+            x = [x, np.concatenate([extra, extra]) if tta else extra]
         with self._lock:
-            feats, probs = (t.numpy() for t in fn(x))
+            outs = fn(x)
         if tta:
             n = len(batch)
-            feats, probs = (feats[:n] + feats[n:]) / 2, (probs[:n] + probs[n:]) / 2
-        return feats, probs
+            outs = [(o[:n] + o[n:]) / 2 for o in outs]
+        return outs[:-1], outs[-1]
+
+    def _baseline_outputs(self, grays: Sequence[np.ndarray], layers: tuple[str, ...]) -> tuple[list[np.ndarray], np.ndarray]:
+        """([pooled features per layer], untempered probabilities) of the baseline, one pass per batch."""
+        size, feats, probs = self.configs["raw"].image_size, [], []
+        for chunk in _batches(grays):
+            f, p = self._run_features(np.stack([preprocess.cls_input(g, size) for g in chunk]), layers)
+            feats.append(f)
+            probs.append(p)
+        return [np.concatenate(per_layer) for per_layer in zip(*feats)], np.concatenate(probs)
 
     def baseline_features(self, grays: Sequence[np.ndarray], layer: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pooled encoder features (``layer``, default the gate's) and untempered baseline probabilities."""
-        from pipeline.inference.scope import FEATURE_LAYER
-
-        layer = layer or (self.scope.feature_layer if self.scope else FEATURE_LAYER)
-        size, feats, probs = self.configs["raw"].image_size, [], []
-        for chunk in _batches(grays):
-            f, p = self._run_features(np.stack([preprocess.cls_input(g, size) for g in chunk]), layer)
-            feats.append(f)
-            probs.append(p)
-        return np.concatenate(feats), np.concatenate(probs)
+        feats, probs = self._baseline_outputs(grays, (layer or self._scope_layer(),))
+        return feats[0], probs
 
     def crop_features(self, grays: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                       layer: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Pooled features and untempered probabilities of the crop classifier on the lesion-centred crops."""
+        """Pooled features and untempered probabilities of the crop classifier (the two-branch network's local
+        branch and fused answer) on the lesion-centred crops."""
         size, feats, probs = self.configs["refined"].image_size, [], []
-        for chunk in _batches(list(zip(grays, masks))):
+        global_feats = self._global_features(grays)
+        for i, chunk in enumerate(_batches(list(zip(grays, masks)))):
+            extra = None if global_feats is None else global_feats[i * BATCH:(i + 1) * BATCH]
             f, p = self._run_features(np.stack([preprocess.refined_input(g, m, size) for g, m in chunk]),
-                                      layer or POOLED_LAYER, "refined")
-            feats.append(f)
+                                      (layer or POOLED_LAYER,), "refined", extra)
+            feats.append(f[0])
             probs.append(p)
         return np.concatenate(feats), np.concatenate(probs)
 
+    def _global_features(self, grays: Sequence[np.ndarray]) -> np.ndarray | None:
+        """The baseline's pooled features the two-branch network fuses (None for the crop classifier)."""
+        return self._baseline_outputs(grays, (GLOBAL_LAYER,))[0][0] if self.two_branch else None
+
     # --- classification -------------------------------------------------------------------------
-    def model_probabilities(self, name: str, inputs: np.ndarray) -> np.ndarray:
-        """Untempered probabilities of classifier ``name`` ("raw" or "refined") for prepared inputs."""
-        return np.concatenate([self._run_tta(name, chunk, spatial=False) for chunk in _batches(inputs)])
+    def model_probabilities(self, name: str, inputs: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """Untempered probabilities of classifier ``name`` ("raw" or "refined") for prepared inputs (``extra``: the
+        two-branch network's global features, one row per input)."""
+        return np.concatenate([
+            self._run_tta(name, inputs[i:i + BATCH], spatial=False, extra=None if extra is None else extra[i:i + BATCH])
+            for i in range(0, len(inputs), BATCH)])
 
     def combine(self, base: np.ndarray, crop: np.ndarray, temper: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(baseline, refined) probabilities from the two classifiers' untempered outputs."""
@@ -267,13 +341,16 @@ class Predictor:
                   features: bool = False) -> tuple[ClassifierOutputs, np.ndarray | None]:
         """``classify_batch``, plus the baseline's pooled features from the same network pass when asked."""
         raw_size, crop_size = self.configs["raw"].image_size, self.configs["refined"].image_size
-        if features:
-            feats, base = self.baseline_features(grays)
+        layers = self._baseline_layers(self._scope_layer() if features else None)
+        feats = global_feats = None
+        if layers:  # one baseline pass also gives the features the gate and the two-branch network read
+            outs, base = self._baseline_outputs(grays, layers)
+            global_feats = outs[0] if self.two_branch else None
+            feats = outs[-1] if features else None
         else:
-            feats = None
             base = self.model_probabilities("raw", np.stack([preprocess.cls_input(g, raw_size) for g in grays]))
         crop = self.model_probabilities(
-            "refined", np.stack([preprocess.refined_input(g, m, crop_size) for g, m in zip(grays, masks)]))
+            "refined", np.stack([preprocess.refined_input(g, m, crop_size) for g, m in zip(grays, masks)]), global_feats)
         baseline, refined = self.combine(base, crop, temper=temper)
         return ClassifierOutputs(baseline, crop, refined), feats
 
@@ -332,11 +409,13 @@ class Predictor:
         """Grad-CAM of the refined classifier for class ``label`` on the lesion crop, mapped onto the frame."""
         from pipeline.inference.gradcam import GradCam, refined_gradcam
 
+        gray = preprocess.to_gray(np.asarray(image))
+        global_feats = self._global_features([gray])  # the two-branch network: its global input, held fixed
         with self._cam_lock:  # Grad-CAM does not hold up predictions (they use self._lock)
             if getattr(self, "_gradcam", None) is None:
                 self._gradcam = GradCam(self.refined_model)
-            return refined_gradcam(self._gradcam, preprocess.to_gray(np.asarray(image)), mask,
-                                   self.classes.index(label), self.configs["refined"].image_size)
+            return refined_gradcam(self._gradcam, gray, mask, self.classes.index(label),
+                                   self.configs["refined"].image_size, extra=global_feats)
 
 
 def image_record(predictor: Predictor, loaded, name: str) -> tuple[Prediction, dict]:

@@ -14,7 +14,6 @@ Order of work, so the test split is only recorded, never used to choose:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import platform
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 from pipeline import metrics, paths
 from pipeline.config import config_path, model_path
 from pipeline.data.items import labels, load_items
+from pipeline.inference.bundle import file_sha256
 from pipeline.inference.predictor import Predictor, masks_from_probability
 from pipeline.inference.report import json_safe
 from pipeline.paths import MODELS_DIR, PROJECT_ROOT, SPLIT_CSV
@@ -44,11 +44,6 @@ def choose_presence(maps: list[np.ndarray], items, threshold: float,
     ok = [c for c in candidates if table[c][1] <= max_fp]
     best = max(ok, key=lambda c: (table[c][0], -c)) if ok else min(candidates, key=lambda c: (table[c][1], -table[c][0]))
     return best, table
-
-
-def sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def infer(predictor: Predictor, items, temper: bool = True, masks: list[np.ndarray] | None = None) -> dict:
@@ -207,10 +202,11 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
     result = {
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": "python -m pipeline evaluate",
-        "environment": {"python": platform.python_version(), "machine": platform.machine()},
+        "environment": {"python": platform.python_version(), "machine": platform.machine(),
+                        "runtime": predictor.runtime},
         "split_file": _relative(split_csv),
-        "split_sha256": sha256(split_csv),
-        "models": {n: {"file": model_path(n, models_dir).name, "sha256": sha256(model_path(n, models_dir)),
+        "split_sha256": file_sha256(split_csv),
+        "models": {n: {"file": model_path(n, models_dir).name, "sha256": file_sha256(model_path(n, models_dir)),
                        "backbone": c.backbone, "initialisation": c.initialisation, "best_epoch": c.best_epoch,
                        "datasets": c.notes.get("datasets", "BUSI train")}
                    for n, c in predictor.configs.items()},

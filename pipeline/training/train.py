@@ -51,6 +51,8 @@ def _batches_class():
         def __getitem__(self, i):
             idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
             xs, ys = zip(*(self.make(self.items[j], self.rng if self.train else None) for j in idx))
+            if isinstance(xs[0], tuple):  # several inputs (the two-branch network)
+                return tuple(np.stack(part) for part in zip(*xs)), np.stack(ys)
             return np.stack(xs), np.stack(ys)
 
         def on_epoch_end(self):
@@ -71,7 +73,7 @@ def seg_example(item: Item, rng: np.random.Generator | None):
     return preprocess.seg_input(gray, size), preprocess.seg_target(mask, size)
 
 
-def cls_example(item: Item, rng: np.random.Generator | None, refined: bool):
+def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size: int = preprocess.CLS_SIZE):
     """(input, one-hot) for a classifier. For ``refined``, the crop follows the ground-truth mask
     in training, jittered (and sometimes dropped, or replaced by a random box on normal images)
     so the network learns to cope with the UNet's errors it will meet at inference."""
@@ -92,7 +94,15 @@ def cls_example(item: Item, rng: np.random.Generator | None, refined: bool):
         gray = augment.photometric(gray, rng)
     y = np.zeros(len(CLASS_NAMES), np.float32)
     y[item.label] = 1.0
-    return preprocess.cls_input(gray), y
+    return preprocess.cls_input(gray, size), y
+
+
+def two_branch_example(item: Item, rng: np.random.Generator | None):
+    """((frame, crop), one-hot) for the two-branch network: the whole frame and the lesion crop, each prepared
+    (and augmented) as for its single-branch classifier."""
+    frame, y = cls_example(item, rng, refined=False)
+    crop, _ = cls_example(item, rng, refined=True)
+    return (frame, crop), y
 
 
 def _use_predicted_masks(items: list[Item], models_dir: Path) -> None:
@@ -117,11 +127,12 @@ def _initialisation_of(model_file: str | Path) -> str:
     return json.loads(cfg.read_text()).get("initialisation", "unknown") if cfg.is_file() else "unknown"
 
 
-def export_model(checkpoint: str | Path, out: str | Path) -> Path:
-    """Copy a checkpoint to ``out`` without its optimizer state (a third of the size)."""
+def export_model(checkpoint: str | Path, out: str | Path, layer: str | None = None) -> Path:
+    """Copy a checkpoint (or its nested model ``layer``) to ``out`` without its optimizer state."""
     import keras
 
-    keras.models.load_model(checkpoint, compile=False).save(out)
+    model = keras.models.load_model(checkpoint, compile=False)
+    (model.get_layer(layer) if layer else model).save(out)
     return Path(out)
 
 
@@ -153,6 +164,36 @@ def _seg_score_callback(val_items: list[Item], fp_weight: float = 0.5):
     return SegScore()
 
 
+def _build_two_branch(models_dir: Path, backbone: str, weights: str | None, init: str | Path | None):
+    """The two-branch training model: the baseline in ``models_dir`` (frozen) + a local branch (``init`` or new)."""
+    from pipeline.errors import ModelLoadError
+    from pipeline.nets import networks, two_branch
+
+    base_file = model_path("raw", models_dir)
+    if not base_file.is_file():
+        raise ModelLoadError(f"the two-branch network reads the baseline's features: {base_file} not found")
+    baseline = _load_initial(base_file)
+    if init is not None:
+        local = _load_initial(init)
+        local_init = f"warm start from {Path(init).name} (itself: {_initialisation_of(init)})"
+    else:
+        local, local_init = networks.build_classifier(backbone, preprocess.CLS_SIZE, weights)
+    model = two_branch.build_training_model(baseline, two_branch.build_two_branch(baseline, local))
+    return model, (f"global branch: {base_file.name}, frozen; local branch: {local_init}; "
+                   "fusion layer: mean of the two heads' logits")
+
+
+def _resized(model, backbone: str, size: int):
+    """Classifier ``model`` rebuilt for ``size`` x ``size`` inputs with the same weights and frozen layers."""
+    from pipeline.nets import networks
+
+    new, _ = networks.build_classifier(backbone, size, weights=None)
+    new.set_weights(model.get_weights())
+    for a, b in zip(new.layers, model.layers, strict=True):
+        a.trainable = b.trainable
+    return new
+
+
 def _load_initial(path: str | Path):
     """A saved model to start from (warm start), without its optimizer state."""
     import keras
@@ -167,7 +208,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
           resume: bool = False, limit: int | None = None, models_dir: str | Path = MODELS_DIR,
           steps_per_epoch: int | None = None, split_csv: str | Path = SPLIT_CSV, arch: str = "lite2-unet",
           busbra_root: str | Path | None = None, init: str | Path | None = None,
-          class_weight_power: float = 1.0, normal_repeat: int = 1) -> ModelConfig:
+          class_weight_power: float = 1.0, normal_repeat: int = 1, refined_arch: str = "crop",
+          image_size: int | None = None) -> ModelConfig:
     """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
 
     ``arch`` (segmentation only): "lite2-unet" (ImageNet Lite2 encoder) or "unet16" (from scratch).
@@ -175,6 +217,11 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     cross subsets). ``init``: start from this saved model's weights instead of ImageNet (warm start).
     ``normal_repeat``: show each normal (empty-mask) training image this many times per epoch; BUS-BRA has no
     normal images, so without it a UNet trained on both learns that every frame holds a lesion.
+    ``refined_arch`` ("refined" only): "crop" (a classifier on the lesion crop, fused with the baseline by a
+    weighted average) or "two-branch" (``pipeline.nets.two_branch``: the shipped baseline in ``models_dir``,
+    frozen, as global branch; ``init``, if given, starts the local branch).
+    ``image_size`` (classifiers): input side in pixels (default ``preprocess.CLS_SIZE``); a warm start from a model
+    of another size keeps its weights (the convolutions do not depend on the input size).
     """
     import keras
 
@@ -217,13 +264,26 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         refined = name == "refined"
         if refined:
             _use_predicted_masks(val_items, models_dir)
-        make = partial(cls_example, refined=refined)
+        size = image_size or preprocess.CLS_SIZE
+        make = partial(cls_example, refined=refined, size=size)
         lr = learning_rate or 3e-4
-        build = partial(networks.build_classifier, backbone, preprocess.CLS_SIZE, weights)
+        build = partial(networks.build_classifier, backbone, size, weights)
+        if refined and refined_arch == "two-branch":
+            make, build, init = two_branch_example, partial(_build_two_branch, models_dir, backbone, weights, init), None
+        elif refined_arch != "crop":
+            raise ValueError(f"unknown refined architecture {refined_arch!r}; choose 'crop' or 'two-branch'")
         compile_kw = dict(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05),
                           metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")])
         monitor, mode, weights_arg = "val_macro_f1", "max", class_weights(train_items, class_weight_power)
-        cfg = ModelConfig(name=name, image_size=preprocess.CLS_SIZE, backbone=backbone)
+        cfg = ModelConfig(name=name, image_size=size, backbone=backbone)
+        if make is two_branch_example:
+            from pipeline.inference.bundle import file_sha256
+            from pipeline.nets.two_branch import ARCH, GLOBAL_LAYER
+
+            cfg.backbone = ARCH
+            cfg.notes["global_branch_sha256"] = file_sha256(model_path("raw", models_dir))
+            cfg.notes["global_width"] = int(_load_initial(model_path("raw", models_dir)).get_layer(GLOBAL_LAYER)
+                                            .output.shape[-1])
     cfg.seed, cfg.epochs, cfg.batch_size, cfg.learning_rate = seed, epochs, batch_size, lr
 
     state_file = ckpt_dir / "state.json"
@@ -237,6 +297,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     else:
         if init is not None:
             model = _load_initial(init)
+            if name != "seg" and tuple(model.input_shape[1:3]) != (cfg.image_size, cfg.image_size):
+                model = _resized(model, backbone, cfg.image_size)
             cfg.initialisation = f"warm start from {Path(init).name} (itself: {_initialisation_of(init)})"
         else:
             model, cfg.initialisation = build()
@@ -285,12 +347,13 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     best_state = json.loads(state_file.read_text())
     cfg.trained_epochs = best_state["epoch"]
     cfg.best_epoch = (best_state.get("best") or {}).get("epoch", best_state["epoch"])
-    cfg.notes = {"monitor": monitor, "best_value": (best_state.get("best") or {}).get("value"),
+    cfg.notes = {**cfg.notes, "monitor": monitor, "best_value": (best_state.get("best") or {}).get("value"),
                  "train_images": len(train_items), "val_images": len(val_items),
                  "class_weights": weights_arg,
                  "datasets": BUSBRA_TRAINING if busbra_root is not None else "BUSI train",
                  "normal_repeat": normal_repeat}
-    out = export_model(ckpt_dir / "best.keras", model_path(name, models_dir))
+    out = export_model(ckpt_dir / "best.keras", model_path(name, models_dir),
+                       layer="two_branch" if make is two_branch_example else None)
     cfg.save(config_path(name, models_dir))
     record_model(models_dir, name, pipeline.__version__)
     print(f"saved {out} (best epoch {cfg.best_epoch}, {monitor}={cfg.notes['best_value']})", flush=True)
