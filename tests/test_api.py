@@ -102,6 +102,7 @@ def test_health_ok_after_load(client):
     body = r.json()
     assert body["status"] == "ok" and body["models_loaded"] is True
     assert body["package_version"] == pipeline.__version__
+    assert isinstance(body["runtime"], dict) and set(body["runtime"].values()) <= {"tflite", "keras"}
 
 
 def test_health_503_while_loading(client, app):

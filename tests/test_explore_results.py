@@ -164,7 +164,9 @@ def test_comparison_in_plain_words():
     assert results.signed(-0.01) == "0.0" and results.signed(-2.54) == "−2.5"
 
     table = results.comparison_table(m).set_index("evaluation")
-    assert list(table.index) == ["BUSI test split", "BUSI validation split", "BUS-BRA held-out fold (external)"]
+    assert list(table.index) == ["BUSI test split", "BUSI validation split", "BUS-BRA held-out fold (external)",
+                                 "BUSI train + val, cross-validation (out-of-fold, pooled)"]
+    assert table.iloc[-1]["McNemar p"] == results.NOT_EVALUATED  # not run yet
     assert table.loc["BUSI test split", "95% CI (points)"] == "−2.5 to +4.2"
     assert table.loc["BUSI test split", "McNemar p"] == "0.73"
     assert table.loc["BUS-BRA held-out fold (external)", "difference (points)"] == "−2.1"
@@ -225,3 +227,26 @@ def test_scope_gate_summary(tmp_path):
     empty = results.scope_summary(None)
     assert (empty["shown"] == results.NOT_EVALUATED).all() and len(empty) == 3
     assert results.scope_sources({}).empty
+
+
+def test_cross_validation_row_and_sentence(tmp_path):
+    assert results.load_crossval(tmp_path / "missing.json") is None
+    (tmp_path / "empty.json").write_text('{"folds": {}}')
+    assert results.load_crossval(tmp_path / "empty.json") is None
+    assert "not run" in results.crossval_sentence(None)
+    pooled = {"n": 662, "accuracy_a": 0.80, "accuracy_b": 0.82, "difference": 0.02, "ci95": [-0.01, 0.05],
+              "only_b_correct": 30, "only_a_correct": 17, "mcnemar_p": 0.08}
+    cv = {"k": 5, "recipe": {"data": "BUSI only", "initialisation": "ImageNet (EfficientNet-Lite2)", "seg_epochs": 7,
+                             "cls_epochs": 8},
+          "folds": {"0": {}}, "summary": {
+              "folds_done": 5, "pooled": pooled, "lesion_dice": {"mean": 0.7, "sd": 0.02},
+              "baseline_accuracy": {"mean": 0.8, "sd": 0.03}, "refined_accuracy": {"mean": 0.82, "sd": 0.025},
+              "refined_minus_baseline_accuracy": {"mean": 0.02, "sd": 0.015}}}
+    (tmp_path / "cv.json").write_text(json.dumps(cv))
+    assert results.load_crossval(tmp_path / "cv.json") == cv
+    row = results.comparison_table(fake_metrics(), cv).iloc[-1]
+    assert row["images"] == 662 and row["difference (points)"] == "+2.0" and row["95% CI (points)"] == "−1.0 to +5.0"
+    assert row["McNemar p"] == "0.08" and row["significant?"] == "no"
+    sentence = results.crossval_sentence(cv)
+    assert "5 of 5 folds done" in sentence and "7 and 8 epochs" in sentence
+    assert "baseline accuracy 0.800 ± 0.030, refined 0.820 ± 0.025, refined − baseline +2.0 ± 1.5 points" in sentence

@@ -42,6 +42,16 @@ def scope_metrics() -> dict | None:
     return _scope(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+def _crossval(path: str, mtime_ns: int) -> dict | None:
+    return results.load_crossval(path)
+
+
+def crossval_results() -> dict | None:
+    path = paths.models_dir() / "experiments" / "crossval.json"
+    return _crossval(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
+
+
 def fmt_score(key: str, value: float | None) -> str:
     """Accuracy in percent (differences are read in points), the other scores on 0-1."""
     if value is None:
@@ -141,9 +151,11 @@ st.subheader("Refined vs baseline on the same images")
 st.caption("Difference of accuracy (refined − baseline) in percentage points, with its 95% bootstrap interval and "
            "the exact McNemar test on the images where only one model was right. An interval that contains 0 and "
            "p ≥ 0.05 mean the data cannot tell the two models apart.")
-st.dataframe(results.comparison_table(m), hide_index=True, width="stretch",
+cv = crossval_results()
+st.dataframe(results.comparison_table(m, cv), hide_index=True, width="stretch",
              column_config={"baseline accuracy": st.column_config.NumberColumn(format="percent"),
                             "refined accuracy": st.column_config.NumberColumn(format="percent")})
+st.caption(results.crossval_sentence(cv))
 
 # --- per-class tables ---------------------------------------------------------------------------
 st.subheader("Per-class precision, recall and F1")

@@ -156,6 +156,7 @@ class ModelState:
                                 "models_dir": str(self.models_dir), "package_version": pipeline.__version__}
         if self.status == "ok":
             body["load_seconds"] = self.load_seconds
+            body["runtime"] = dict(sorted(getattr(self.predictor, "runtimes", {}).items()))  # graph -> tflite | keras
             return 200, body
         body["reason"] = self.reason
         if self.status == "loading" and self._started_at is not None:

@@ -55,6 +55,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--busbra", help="BUS-BRA folder for the external check (default: $BUSBRA_DIR, else data/BUS-BRA)")
     ev.set_defaults(func=_evaluate)
 
+    cv = sub.add_parser("crossval", help="5-fold duplicate-grouped cross-validation of the recipe on BUSI train + val")
+    cv.add_argument("--data", help="BUSI folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")
+    cv.add_argument("--folds", type=int, default=5)
+    cv.add_argument("--fold", type=int, action="append", help="run only this fold (repeatable); done folds are skipped")
+    cv.add_argument("--seg-epochs", type=int, default=7)
+    cv.add_argument("--cls-epochs", type=int, default=8)
+    cv.add_argument("--work-dir", default=str(paths.MODELS_DIR / "checkpoints" / "crossval"),
+                    help="each fold's split and models (not committed)")
+    cv.add_argument("--out", help="results JSON (default: models/experiments/crossval.json)")
+    cv.set_defaults(func=_crossval)
+
     bu = sub.add_parser("bundle", help="the model bundle manifest (models/manifest.json)")
     bsub = bu.add_subparsers(dest="bundle_command", required=True)
     man = bsub.add_parser("manifest", help="write manifest.json: version, date, each model's input/output contract")
@@ -106,6 +117,14 @@ def _feature_heads(args: argparse.Namespace) -> int:
     if not paths.busbra_available(busbra):
         raise DatasetError(f"BUS-BRA not found at {busbra}: set BUSBRA_DIR")
     run(paths.dataset_dir(args.data), busbra, args.models_dir, out=args.out)
+    return 0
+
+
+def _crossval(args: argparse.Namespace) -> int:
+    from pipeline.training.crossval import run
+
+    run(paths.dataset_dir(args.data), args.work_dir, k=args.folds, only=args.fold, seg_epochs=args.seg_epochs,
+        cls_epochs=args.cls_epochs, out=args.out)
     return 0
 
 

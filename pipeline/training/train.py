@@ -209,7 +209,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
           steps_per_epoch: int | None = None, split_csv: str | Path = SPLIT_CSV, arch: str = "lite2-unet",
           busbra_root: str | Path | None = None, init: str | Path | None = None,
           class_weight_power: float = 1.0, normal_repeat: int = 1, refined_arch: str = "crop",
-          image_size: int | None = None) -> ModelConfig:
+          image_size: int | None = None, select_best: bool = True) -> ModelConfig:
     """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
 
     ``arch`` (segmentation only): "lite2-unet" (ImageNet Lite2 encoder) or "unet16" (from scratch).
@@ -222,6 +222,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     frozen, as global branch; ``init``, if given, starts the local branch).
     ``image_size`` (classifiers): input side in pixels (default ``preprocess.CLS_SIZE``); a warm start from a model
     of another size keeps its weights (the convolutions do not depend on the input size).
+    ``select_best``: export the best validation epoch (default), else the last one (when the validation images
+    must not choose anything, as in cross-validation).
     """
     import keras
 
@@ -346,13 +348,13 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
 
     best_state = json.loads(state_file.read_text())
     cfg.trained_epochs = best_state["epoch"]
-    cfg.best_epoch = (best_state.get("best") or {}).get("epoch", best_state["epoch"])
+    cfg.best_epoch = (best_state.get("best") or {}).get("epoch", best_state["epoch"]) if select_best else cfg.trained_epochs
     cfg.notes = {**cfg.notes, "monitor": monitor, "best_value": (best_state.get("best") or {}).get("value"),
                  "train_images": len(train_items), "val_images": len(val_items),
                  "class_weights": weights_arg,
                  "datasets": BUSBRA_TRAINING if busbra_root is not None else "BUSI train",
-                 "normal_repeat": normal_repeat}
-    out = export_model(ckpt_dir / "best.keras", model_path(name, models_dir),
+                 "normal_repeat": normal_repeat, "epoch_kept": "best on validation" if select_best else "last"}
+    out = export_model(ckpt_dir / ("best.keras" if select_best else "last.keras"), model_path(name, models_dir),
                        layer="two_branch" if make is two_branch_example else None)
     cfg.save(config_path(name, models_dir))
     record_model(models_dir, name, pipeline.__version__)

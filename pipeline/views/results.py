@@ -250,12 +250,43 @@ def discordant_sentence(comp: dict | None) -> str:
                if comp.get("bootstrap_samples") else "."))
 
 
-def comparison_table(m: dict) -> pd.DataFrame:
-    """One row per evaluation view (BUSI test, BUSI val, BUS-BRA test): accuracies, difference, CI, p, significance.
+def load_crossval(path: str | os.PathLike) -> dict | None:
+    """``models/experiments/crossval.json`` (``python -m pipeline crossval``) when it holds finished folds, else None."""
+    data = load_scope_metrics(path)  # the same tolerant JSON read
+    return data if data and data.get("folds") and data.get("summary") else None
+
+
+def crossval_comparison(cv: dict | None) -> dict | None:
+    """The pooled out-of-fold refined-vs-baseline comparison of the cross-validation, if any."""
+    return (cv or {}).get("summary", {}).get("pooled")
+
+
+def crossval_sentence(cv: dict | None) -> str:
+    """Per-fold mean ± sd of both models and of their difference, with how the folds were trained."""
+    if not cv:
+        return "Cross-validation: not run (`python -m pipeline crossval`)."
+    s, r = cv["summary"], cv.get("recipe", {})
+
+    def ms(entry: dict, scale: float = 1.0, sign: bool = False) -> str:
+        mean = signed(scale * entry["mean"]) if sign else f"{scale * entry['mean']:.3f}"
+        return mean + ("" if entry.get("sd") is None else f" ± {scale * entry['sd']:.{1 if sign else 3}f}")
+
+    return (f"Cross-validation on BUSI train + val ({s['folds_done']} of {cv.get('k', 5)} folds done, duplicate "
+            f"groups whole; each fold's UNet and classifiers trained from {r.get('initialisation', 'ImageNet')} on "
+            f"{r.get('data', 'BUSI')} for {r.get('seg_epochs')} and {r.get('cls_epochs')} epochs, last epoch kept, "
+            "fixed test-time settings: a shorter recipe than the shipped models'): per fold, baseline accuracy "
+            f"{ms(s['baseline_accuracy'])}, refined {ms(s['refined_accuracy'])}, refined − baseline "
+            f"{ms(s['refined_minus_baseline_accuracy'], 100, sign=True)} points; lesion Dice {ms(s['lesion_dice'])}.")
+
+
+def comparison_table(m: dict, cv: dict | None = None) -> pd.DataFrame:
+    """One row per evaluation view (BUSI test, BUSI val, BUS-BRA test, cross-validation pooled out of fold):
+    accuracies, difference, CI, p, significance.
 
     Views never evaluated are rows saying ``NOT_EVALUATED`` (older metrics files have no comparison)."""
     views = [(SUBSET_TITLES[s], comparison(m, s)) for s in ("test", "val")]
     views.append(("BUS-BRA held-out fold (external)", external_comparison(m)))
+    views.append(("BUSI train + val, cross-validation (out-of-fold, pooled)", crossval_comparison(cv)))
     rows = []
     for title, comp in views:
         if comp is None:
