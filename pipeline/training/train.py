@@ -358,5 +358,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
                        layer="two_branch" if make is two_branch_example else None)
     cfg.save(config_path(name, models_dir))
     record_model(models_dir, name, pipeline.__version__)
-    print(f"saved {out} (best epoch {cfg.best_epoch}, {monitor}={cfg.notes['best_value']})", flush=True)
+    kept = f"best epoch {cfg.best_epoch}, {monitor}={cfg.notes['best_value']}" if select_best else \
+        f"last epoch {cfg.trained_epochs}; the best {monitor} was {cfg.notes['best_value']}"
+    print(f"saved {out} ({kept})", flush=True)
     return cfg
