@@ -165,7 +165,7 @@ def test_comparison_in_plain_words():
 
     table = results.comparison_table(m).set_index("evaluation")
     assert list(table.index) == ["BUSI test split", "BUSI validation split", "BUS-BRA held-out fold (external)",
-                                 "BUSI train + val, cross-validation (out-of-fold, pooled)"]
+                                 "BUSI cross-validation (pooled)"]
     assert table.iloc[-1]["McNemar p"] == results.NOT_EVALUATED  # not run yet
     assert table.loc["BUSI test split", "95% CI (points)"] == "−2.5 to +4.2"
     assert table.loc["BUSI test split", "McNemar p"] == "0.73"

@@ -286,7 +286,7 @@ def comparison_table(m: dict, cv: dict | None = None) -> pd.DataFrame:
     Views never evaluated are rows saying ``NOT_EVALUATED`` (older metrics files have no comparison)."""
     views = [(SUBSET_TITLES[s], comparison(m, s)) for s in ("test", "val")]
     views.append(("BUS-BRA held-out fold (external)", external_comparison(m)))
-    views.append(("BUSI train + val, cross-validation (out-of-fold, pooled)", crossval_comparison(cv)))
+    views.append(("BUSI cross-validation (pooled)", crossval_comparison(cv)))
     rows = []
     for title, comp in views:
         if comp is None:
