@@ -99,11 +99,16 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def log_loss(probs: np.ndarray, y_true: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true classes (probabilities clipped at 1e-12)."""
+    y = np.asarray(y_true, int)
+    return float(-np.log(np.clip(np.asarray(probs)[np.arange(len(y)), y], 1e-12, 1)).mean())
+
+
 def fit_temperature(probs: np.ndarray, y_true: np.ndarray) -> float:
     """Temperature minimising the negative log-likelihood (grid search 0.25-5)."""
-    y = np.asarray(y_true, int)
     grid = np.exp(np.linspace(np.log(0.25), np.log(5.0), 200))
-    nll = [-np.log(np.clip(apply_temperature(probs, t)[np.arange(len(y)), y], 1e-12, 1)).mean() for t in grid]
+    nll = [log_loss(apply_temperature(probs, t), y_true) for t in grid]
     return float(grid[int(np.argmin(nll))])
 
 

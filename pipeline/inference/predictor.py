@@ -26,7 +26,7 @@ from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
 from pipeline.errors import ModelLoadError
 from pipeline.inference.bundle import check_model, file_sha256, read_manifest
 from pipeline.metrics import apply_temperature
-from pipeline.nets.two_branch import GLOBAL_LAYER, is_two_branch
+from pipeline.nets.two_branch import GLOBAL_LAYER, POOLED_LAYER, is_two_branch
 
 RESTORE_HINT = (
     "The trained models ship with the project in models/: restore them with "
@@ -112,9 +112,6 @@ def _batches(seq: Sequence, n: int = BATCH):
         yield seq[i:i + n]
 
 
-POOLED_LAYER = "avg_pool"  # the classifiers' pooled features, just before the dense layer
-
-
 def masks_from_probability(prob: np.ndarray, threshold: float, presence_threshold: float = 0.0) -> np.ndarray:
     """0/1 mask of ``prob >= threshold``; empty when no pixel reaches ``presence_threshold`` (the lesion-presence
     gate, chosen on validation to keep lesions from being outlined in normal images)."""
@@ -123,14 +120,15 @@ def masks_from_probability(prob: np.ndarray, threshold: float, presence_threshol
     return (prob >= threshold).astype(np.uint8)
 
 
-def _check_two_branch(models_dir: Path, model, cfg: ModelConfig, models: Sequence[str]) -> bool:
-    """True when the refined model is the two-branch network; it needs the baseline it was trained on."""
+def _check_two_branch(models_dir: Path, model, cfg: ModelConfig, baseline_sha256: str | None) -> bool:
+    """True when the refined model is the two-branch network; it needs the baseline it was trained on
+    (``baseline_sha256``: the loaded baseline file's hash, None when the baseline is not loaded)."""
     if not is_two_branch(model):
         return False
-    if "raw" not in models:
+    if baseline_sha256 is None:
         raise ModelLoadError("the two-branch refined classifier reads the baseline's features: load 'raw' with it")
     expected = cfg.notes.get("global_branch_sha256")
-    if expected and expected != file_sha256(model_path("raw", models_dir)):
+    if expected and expected != baseline_sha256:
         raise ModelLoadError(f"{model_path('refined', models_dir).name} was trained on another baseline classifier "
                              f"than {model_path('raw', models_dir).name}: retrain it, or {RESTORE_HINT}")
     return True
@@ -165,7 +163,7 @@ class Predictor:
             self._sha[name] = file_sha256(model_path(name, self.models_dir))
             setattr(self, f"{name}_model", model)
         self.two_branch = "refined" in self.configs and _check_two_branch(self.models_dir, self.refined_model,
-                                                                          self.configs["refined"], models)
+                                                                          self.configs["refined"], self._sha.get("raw"))
         self.scope = None  # the scope gate, when its files exist and the baseline classifier is loaded
         if "raw" in self.configs:
             self._load_scope_gate()
@@ -197,10 +195,14 @@ class Predictor:
         """One graph giving classifier ``name``'s outputs at ``layers`` (feature maps averaged over space) and its
         probabilities (built once)."""
         key = f"{name}_features:{','.join(layers)}"
+        return self._cached(key, lambda: self._feature_model_runner(key, layers, name))
+
+    def _cached(self, key: str, build):
+        """``self._fns[key]``, built by ``build()`` on first use (once, whatever the threads)."""
         if key not in self._fns:
             with self._build_lock:
                 if key not in self._fns:
-                    self._fns[key] = self._feature_model_runner(key, layers, name)
+                    self._fns[key] = build()
         return self._fns[key]
 
     def _feature_model_runner(self, key: str, layers: tuple[str, ...], name: str):
@@ -231,11 +233,7 @@ class Predictor:
 
     def _fn(self, name: str):
         """The runner of model ``name`` as saved (built on first use)."""
-        if name not in self._fns:
-            with self._build_lock:
-                if name not in self._fns:
-                    self._fns[name] = self._runner(name, getattr(self, f"{name}_model"), name, "model")
-        return self._fns[name]
+        return self._cached(name, lambda: self._runner(name, getattr(self, f"{name}_model"), name, "model"))
 
     # --- network calls --------------------------------------------------------------------------
     def _run(self, name: str, batch: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:

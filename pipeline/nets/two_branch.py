@@ -20,16 +20,19 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
-GLOBAL_LAYER = "avg_pool"  # the baseline's pooled features, fed to the fusion
+POOLED_LAYER = "avg_pool"  # every classifier's pooled features, just before its dense layer
+GLOBAL_LAYER = POOLED_LAYER  # the baseline's, fed to the fusion
 GLOBAL_INPUT = "global_features"
 ARCH = "lite2-two-branch"
+GLOBAL_BRANCH = "global_branch"  # the frozen trunk inside the training model
+NETWORK = "two_branch"  # the inference model, nested in the training model and exported from it
 
 
 def global_trunk(baseline: keras.Model) -> keras.Model:
     """The baseline's network up to its pooled features, frozen (weights and batch-norm statistics)."""
     import keras
 
-    trunk = keras.Model(baseline.input, baseline.get_layer(GLOBAL_LAYER).output, name="global_branch")
+    trunk = keras.Model(baseline.input, baseline.get_layer(GLOBAL_LAYER).output, name=GLOBAL_BRANCH)
     trunk.trainable = False
     return trunk
 
@@ -42,13 +45,13 @@ def build_two_branch(baseline: keras.Model, local: keras.Model, dropout: float =
     import keras
     from keras import layers
 
-    local_features = local.get_layer(GLOBAL_LAYER).output
+    local_features = local.get_layer(POOLED_LAYER).output
     n_global = int(baseline.get_layer(GLOBAL_LAYER).output.shape[-1])
     g = keras.Input((n_global,), name=GLOBAL_INPUT)
     x = layers.Concatenate(name="fused_features")([local_features, g])
     x = layers.Dropout(dropout, name="fusion_dropout")(x)
     head = layers.Dense(local.output_shape[-1], activation="softmax", name="fused_probabilities", dtype="float32")
-    model = keras.Model([local.input, g], head(x), name="two_branch")
+    model = keras.Model([local.input, g], head(x), name=NETWORK)
     w_local, b_local = local.get_layer("probabilities").get_weights()
     w_global, b_global = baseline.get_layer("probabilities").get_weights()
     head.set_weights([np.concatenate([w_local, w_global]) / 2, (b_local + b_global) / 2])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import metrics
-from pipeline.config import CLASS_NAMES, ModelConfig, config_path
+from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
 from pipeline.data.items import labels, load_busbra_items, load_items
 from pipeline.inference.bundle import file_sha256
 from pipeline.paths import MODELS_DIR, SPLIT_CSV
@@ -27,8 +27,8 @@ WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)  # weight of the refined model; the rest i
 def scores(probs: np.ndarray, y: np.ndarray) -> dict:
     """Accuracy, macro-F1 and log-loss of untempered probabilities."""
     report = metrics.classification_report(probs, y, CLASS_NAMES)
-    nll = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1)).mean())
-    return {"accuracy": round(report["accuracy"], 4), "macro_f1": round(report["macro_f1"], 4), "nll": round(nll, 4)}
+    return {"accuracy": round(report["accuracy"], 4), "macro_f1": round(report["macro_f1"], 4),
+            "nll": round(metrics.log_loss(probs, y), 4)}
 
 
 def compare(models_dirs: list[str | Path], busi_root: str | Path, busbra_root: str | Path,
@@ -55,7 +55,7 @@ def compare(models_dirs: list[str | Path], busi_root: str | Path, busbra_root: s
             rows[str(w)] = {"all": scores(p, y), "busi_val": scores(p[:n_busi], y[:n_busi]),
                             "busbra_fold4": scores(p[n_busi:], y[n_busi:])}
         table[str(folder)] = {"refined_backbone": cfg.backbone, "refined_initialisation": cfg.initialisation,
-                              "refined_sha256": file_sha256(config_path("refined", folder).with_suffix(".keras")),
+                              "refined_sha256": file_sha256(model_path("refined", folder)),
                               "best_epoch": cfg.best_epoch, "by_fusion_weight": rows}
         print(f"{folder}: refined alone {rows['1.0']['all']}, with its baseline at 0.5 {rows['0.5']['all']}",
               flush=True)

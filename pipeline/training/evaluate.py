@@ -63,10 +63,6 @@ def _relative(path: str | Path) -> str:
     return str(p.relative_to(PROJECT_ROOT)) if p.is_relative_to(PROJECT_ROOT) else str(path)
 
 
-def _nll(probs: np.ndarray, y: np.ndarray) -> float:
-    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1)).mean())
-
-
 def segmentation_report(items, masks) -> dict:
     """Dice/IoU on lesion images (mean and per image), false-positive rate on normal images, pixel accuracy."""
     lesion = [(it, m) for it, m in zip(items, masks) if it.mask.any()]
@@ -178,12 +174,12 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
                 predictor.configs[name].flip_tta = flip
                 predictor.configs[name].fusion_weight = 1.0
             res = infer(predictor, choice_items, temper=False, masks=val_masks)
-            nll_by_flip[flip] = _nll(res["raw"], y_val) + _nll(res["crop"], y_val)
+            nll_by_flip[flip] = metrics.log_loss(res["raw"], y_val) + metrics.log_loss(res["crop"], y_val)
         flip = nll_by_flip[True] < nll_by_flip[False]
         for name in ("raw", "refined"):
             predictor.configs[name].flip_tta = flip
         res = infer(predictor, choice_items, temper=False, masks=val_masks)
-        nll_by_weight = {w: _nll(w * res["crop"] + (1 - w) * res["raw"], y_val) for w in FUSION_WEIGHTS}
+        nll_by_weight = {w: metrics.log_loss(w * res["crop"] + (1 - w) * res["raw"], y_val) for w in FUSION_WEIGHTS}
         weight = min(FUSION_WEIGHTS, key=lambda w: (nll_by_weight[w], -w))
         predictor.configs["refined"].fusion_weight = weight
         predictor.configs["refined"].notes["val_nll_by_fusion_weight"] = nll_by_weight

@@ -120,10 +120,6 @@ def design(f: dict, kind: str) -> np.ndarray:
     return np.concatenate([f[k] for k in parts], axis=1)
 
 
-def _nll(p: np.ndarray, y: np.ndarray) -> float:
-    return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
-
-
 def run(busi_root: str | Path, busbra_root: str | Path, models_dir: str | Path | None = None,
         cache: str | Path | None = None, out: str | Path | None = None) -> dict:
     """Extract (or reuse cached) features, fit both heads, choose L2 on val, score the test sets, write JSON."""
@@ -161,7 +157,7 @@ def run(busi_root: str | Path, busbra_root: str | Path, models_dir: str | Path |
         by_l2 = {}
         for l2 in L2_GRID:
             wb = fit_logistic((x_tr - mu) / sd, y_tr, l2)
-            by_l2[l2] = _nll(predict_logistic((x_va - mu) / sd, wb), y_va)
+            by_l2[l2] = metrics.log_loss(predict_logistic((x_va - mu) / sd, wb), y_va)
         best = min(by_l2, key=by_l2.get)
         wb = fit_logistic((x_tr - mu) / sd, y_tr, best)
         result["heads"][kind] = {"inputs": int(x_tr.shape[1]), "description": HEADS[kind],

@@ -20,6 +20,7 @@ from pipeline import preprocess
 from pipeline.config import BUSBRA_TRAINING, CLASS_NAMES, ModelConfig, config_path, model_path
 from pipeline.data.items import Item, load_items
 from pipeline.inference.bundle import record_model
+from pipeline.nets import two_branch
 from pipeline.paths import MODELS_DIR, SPLIT_CSV
 from pipeline.training import augment
 
@@ -167,7 +168,7 @@ def _seg_score_callback(val_items: list[Item], fp_weight: float = 0.5):
 def _build_two_branch(models_dir: Path, backbone: str, weights: str | None, init: str | Path | None):
     """The two-branch training model: the baseline in ``models_dir`` (frozen) + a local branch (``init`` or new)."""
     from pipeline.errors import ModelLoadError
-    from pipeline.nets import networks, two_branch
+    from pipeline.nets import networks
 
     base_file = model_path("raw", models_dir)
     if not base_file.is_file():
@@ -280,12 +281,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         cfg = ModelConfig(name=name, image_size=size, backbone=backbone)
         if make is two_branch_example:
             from pipeline.inference.bundle import file_sha256
-            from pipeline.nets.two_branch import ARCH, GLOBAL_LAYER
-
-            cfg.backbone = ARCH
+            cfg.backbone = two_branch.ARCH
             cfg.notes["global_branch_sha256"] = file_sha256(model_path("raw", models_dir))
-            cfg.notes["global_width"] = int(_load_initial(model_path("raw", models_dir)).get_layer(GLOBAL_LAYER)
-                                            .output.shape[-1])
     cfg.seed, cfg.epochs, cfg.batch_size, cfg.learning_rate = seed, epochs, batch_size, lr
 
     state_file = ckpt_dir / "state.json"
@@ -305,6 +302,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         else:
             model, cfg.initialisation = build()
         model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=1e-4), **compile_kw)
+    if make is two_branch_example:  # the width of the global features the fusion reads
+        cfg.notes["global_width"] = int(model.get_layer(two_branch.GLOBAL_BRANCH).output.shape[-1])
 
     def schedule(epoch, _lr):
         warm = 1 if name != "seg" else 0
@@ -355,7 +354,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
                  "datasets": BUSBRA_TRAINING if busbra_root is not None else "BUSI train",
                  "normal_repeat": normal_repeat, "epoch_kept": "best on validation" if select_best else "last"}
     out = export_model(ckpt_dir / ("best.keras" if select_best else "last.keras"), model_path(name, models_dir),
-                       layer="two_branch" if make is two_branch_example else None)
+                       layer=two_branch.NETWORK if make is two_branch_example else None)
     cfg.save(config_path(name, models_dir))
     record_model(models_dir, name, pipeline.__version__)
     kept = f"best epoch {cfg.best_epoch}, {monitor}={cfg.notes['best_value']}" if select_best else \

@@ -252,7 +252,7 @@ def discordant_sentence(comp: dict | None) -> str:
 
 def load_crossval(path: str | os.PathLike) -> dict | None:
     """``models/experiments/crossval.json`` (``python -m pipeline crossval``) when it holds finished folds, else None."""
-    data = load_scope_metrics(path)  # the same tolerant JSON read
+    data = _optional_json(path)
     return data if data and data.get("folds") and data.get("summary") else None
 
 
@@ -372,14 +372,18 @@ def external_per_scanner(m: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["scanner", "images", "baseline", "refined"]).set_index("scanner")
 
 
-def load_scope_metrics(path: str | os.PathLike) -> dict | None:
-    """``models/scope_metrics.json`` (the out-of-scope gate's evaluation), None when missing or unreadable."""
-    path = Path(path)
+def _optional_json(path: str | os.PathLike) -> dict | None:
+    """A JSON object from ``path``, None when the file is missing, unreadable or not an object."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def load_scope_metrics(path: str | os.PathLike) -> dict | None:
+    """``models/scope_metrics.json`` (the out-of-scope gate's evaluation), None when missing or unreadable."""
+    return _optional_json(path)
 
 
 def _share(entry: dict | None, key: str) -> tuple[float | None, int | None, int | None]:
