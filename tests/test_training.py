@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
+
 from pipeline.config import ModelConfig
+from pipeline.data.items import load_items
+from pipeline.training.oof_masks import save_masks
 from pipeline.training.train import train
 
 
@@ -18,9 +23,19 @@ def test_one_step_seg_and_cls(busi_dir, tmp_path):
     resumed = train("seg", busi_dir, epochs=2, batch_size=2, steps_per_epoch=1, limit=4, models_dir=tmp_path,
                     arch="unet16", weights=None, resume=True)
     assert resumed.trained_epochs == 2
+    # training crops from out-of-fold masks (here: a box in each training image)
+    boxes = {}
+    for it in load_items(busi_dir, "train", limit=4):
+        boxes[it.image] = np.zeros_like(it.mask)
+        boxes[it.image][: it.mask.shape[0] // 2, : it.mask.shape[1] // 2] = 1
+    masks = save_masks(tmp_path / "oof.npz", boxes)
     cls = train("refined", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=4, models_dir=tmp_path,
-                backbone="lite2", weights=None)
+                backbone="lite2", weights=None, crop_masks=masks)
     assert (tmp_path / "classifier_refined.keras").is_file() and cls.initialisation == "random"
+    assert cls.notes["training_crops"] == "out-of-fold predicted masks (oof.npz)"
+    with pytest.raises(ValueError, match="refined crop classifier only"):
+        train("raw", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=4, models_dir=tmp_path,
+              weights=None, crop_masks=masks)
 
 
 def test_warm_start_on_busi_and_busbra(busi_dir, busbra_dir, tmp_path):

@@ -46,6 +46,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="input side in pixels (default 224); a warm start from another size keeps its weights")
     cls.add_argument("--class-weight-power", type=float, default=1.0,
                      help="class weights (n / (k * count)) ** power: 1 balanced, 0.5 square root, 0 none")
+    cls.add_argument("--crop-masks", help="refined only: training crops follow these out-of-fold predicted masks "
+                                          "(from 'train oof-masks') instead of jittered ground truth")
+    oof = tsub.add_parser("oof-masks", help="out-of-fold predicted masks of the training images (a UNet per fold), "
+                                            "for refined training crops that look like use")
+    oof.add_argument("--data", help="BUSI folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")
+    oof.add_argument("--busbra", help="BUS-BRA folder (default: $BUSBRA_DIR, else data/BUS-BRA)")
+    oof.add_argument("--epochs", type=int, default=1,
+                     help="epochs per fold UNet, the last kept (1: about 16 minutes a fold on 2 CPU cores)")
+    oof.add_argument("--normal-repeat", type=int, default=8)
+    oof.add_argument("--work-dir", default=str(paths.MODELS_DIR / "checkpoints" / "oof_masks"),
+                     help="each fold's split, UNet and masks (not committed); done folds are skipped")
+    oof.add_argument("--out", help="merged masks (default: data/cache/oof_masks.npz)")
+    oof.add_argument("--summary", help="per-fold scores JSON (default: models/experiments/oof_masks.json)")
+    oof.add_argument("--models-dir", default=str(paths.models_dir()), help="the shipped UNet whose settings are used")
+    oof.set_defaults(func=_oof_masks)
 
     ev = sub.add_parser("evaluate", help="score the models on val (choices) and test (record): models/metrics.json")
     ev.add_argument("--data", help="dataset folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")
@@ -128,6 +143,18 @@ def _crossval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _oof_masks(args: argparse.Namespace) -> int:
+    from pipeline.errors import DatasetError
+    from pipeline.training.oof_masks import run
+
+    busbra = paths.busbra_dir(args.busbra)
+    if not paths.busbra_available(busbra):
+        raise DatasetError(f"BUS-BRA not found at {busbra}: set BUSBRA_DIR or pass --busbra")
+    run(paths.dataset_dir(args.data), busbra, args.work_dir, epochs=args.epochs, normal_repeat=args.normal_repeat,
+        out=args.out, summary=args.summary, shipped_dir=args.models_dir)
+    return 0
+
+
 def _refined_candidates(args: argparse.Namespace) -> int:
     from pipeline.errors import DatasetError
     from pipeline.training.candidates import run
@@ -189,5 +216,6 @@ def _train(args: argparse.Namespace) -> int:
           resume=args.resume, limit=args.limit, models_dir=args.models_dir, steps_per_epoch=args.steps,
           arch=getattr(args, "arch", "lite2-unet"), busbra_root=busbra, init=args.init,
           class_weight_power=getattr(args, "class_weight_power", 1.0), normal_repeat=args.normal_repeat,
-          refined_arch=getattr(args, "refined_arch", "crop"), image_size=getattr(args, "image_size", None))
+          refined_arch=getattr(args, "refined_arch", "crop"), image_size=getattr(args, "image_size", None),
+          crop_masks=getattr(args, "crop_masks", None))
     return 0

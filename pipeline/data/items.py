@@ -23,6 +23,7 @@ class Item:
     label: int
     gray_small: np.ndarray | None = None  # segmentation: image and mask pre-resized to the network size
     mask_small: np.ndarray | None = None
+    crop_mask: np.ndarray | None = None  # refined training: an out-of-fold predicted mask to crop from, if any
 
 
 def load_items(root: str | Path, subset: str, split_csv: str | Path = SPLIT_CSV, limit: int | None = None) -> list[Item]:
@@ -43,12 +44,15 @@ def labels(items: list[Item]) -> np.ndarray:
     return np.array([it.label for it in items])
 
 
-def load_busbra_items(root: str | Path, subset: str, limit: int | None = None) -> list[Item]:
-    """Images and masks of one BUS-BRA subset (by the authors' patient-level folds), as Items."""
+def load_busbra_items(root: str | Path, subset: str, limit: int | None = None,
+                      folds: tuple[int, ...] | None = None) -> list[Item]:
+    """Images and masks of one BUS-BRA subset (by the authors' patient-level folds), as Items.
+
+    ``folds``: these of the authors' folds (1-5) instead of ``subset``'s (patients still never span two folds)."""
     from pipeline.data import busbra
 
     rows = busbra.read_index(root)
-    rows = rows[rows["subset"] == subset]
+    rows = rows[rows["fold"].isin(folds)] if folds is not None else rows[rows["subset"] == subset]
     if limit:
         rows = rows.groupby("label", group_keys=False).head(max(1, limit // 2)).head(limit)
     items = []

@@ -37,13 +37,14 @@ SEED = 20261123
 FIXED = {"mask_threshold": 0.5, "presence_threshold": 0.0, "flip_tta": True, "fusion_weight": 0.5, "temperature": 1.0}
 
 
-def assign_folds(split: pd.DataFrame, k: int = 5, seed: int = SEED) -> pd.DataFrame:
-    """``split``'s train + val rows with a ``fold`` column (0..k-1): duplicate groups whole, classes balanced.
+def assign_folds(split: pd.DataFrame, k: int = 5, seed: int = SEED,
+                 subsets: tuple[str, ...] = ("train", "val")) -> pd.DataFrame:
+    """``split``'s rows of ``subsets`` with a ``fold`` column (0..k-1): duplicate groups whole, classes balanced.
 
     Groups are shuffled with the seed, then placed largest first into the fold holding the fewest images of the
     group's class (a group with two labels counts under its first).
     """
-    df = split[split["subset"].isin(["train", "val"])].reset_index(drop=True)
+    df = split[split["subset"].isin(list(subsets))].reset_index(drop=True)
     rng = np.random.default_rng(seed)
     group_label = df.groupby("group")["label"].first()
     sizes = df.groupby("group").size()

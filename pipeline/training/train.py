@@ -75,12 +75,17 @@ def seg_example(item: Item, rng: np.random.Generator | None):
 
 
 def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size: int = preprocess.CLS_SIZE):
-    """(input, one-hot) for a classifier. For ``refined``, the crop follows the ground-truth mask
-    in training, jittered (and sometimes dropped, or replaced by a random box on normal images)
-    so the network learns to cope with the UNet's errors it will meet at inference."""
+    """(input, one-hot) for a classifier. For ``refined``, the crop follows the item's out-of-fold predicted mask
+    in training when it has one (``Item.crop_mask``, jittered half the time), else the ground-truth mask, jittered
+    (and sometimes dropped, or replaced by a random box on normal images), so the network learns to cope with the
+    UNet's errors it will meet at inference."""
     gray, mask = item.gray, item.mask
     if refined:
-        if rng is not None:
+        if rng is not None and item.crop_mask is not None:  # an out-of-fold predicted mask: the crop seen in use
+            mask = item.crop_mask
+            if mask.any() and rng.random() < 0.5:
+                mask = augment.jitter_mask(mask, rng)
+        elif rng is not None:
             if mask.any():
                 mask = np.zeros_like(mask) if rng.random() < 0.1 else augment.jitter_mask(mask, rng)
             elif rng.random() < 0.15:
@@ -210,7 +215,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
           steps_per_epoch: int | None = None, split_csv: str | Path = SPLIT_CSV, arch: str = "lite2-unet",
           busbra_root: str | Path | None = None, init: str | Path | None = None,
           class_weight_power: float = 1.0, normal_repeat: int = 1, refined_arch: str = "crop",
-          image_size: int | None = None, select_best: bool = True) -> ModelConfig:
+          image_size: int | None = None, select_best: bool = True,
+          busbra_folds: dict[str, tuple[int, ...]] | None = None, crop_masks: str | Path | None = None) -> ModelConfig:
     """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
 
     ``arch`` (segmentation only): "lite2-unet" (ImageNet Lite2 encoder) or "unet16" (from scratch).
@@ -225,6 +231,9 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     of another size keeps its weights (the convolutions do not depend on the input size).
     ``select_best``: export the best validation epoch (default), else the last one (when the validation images
     must not choose anything, as in cross-validation).
+    ``busbra_folds``: {"train": folds, "val": folds} of BUS-BRA's authors' folds instead of folds 1-3 / 4 (the
+    out-of-fold UNets). ``crop_masks`` ("refined" with the crop architecture): a file of out-of-fold predicted
+    masks (``pipeline.training.oof_masks``); training crops follow them instead of jittered ground truth.
     """
     import keras
 
@@ -239,8 +248,15 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     if busbra_root is not None:
         from pipeline.data.items import load_busbra_items
 
-        train_items += load_busbra_items(busbra_root, "train", limit)
-        val_items += load_busbra_items(busbra_root, "val", limit)
+        folds = busbra_folds or {}
+        train_items += load_busbra_items(busbra_root, "train", limit, folds.get("train"))
+        val_items += load_busbra_items(busbra_root, "val", limit, folds.get("val"))
+    if crop_masks is not None:
+        if name != "refined" or refined_arch != "crop":
+            raise ValueError("crop_masks is for the refined crop classifier only")
+        from pipeline.training.oof_masks import attach_crop_masks
+
+        attach_crop_masks(train_items, crop_masks)
     if normal_repeat > 1:
         train_items += [it for it in train_items if not it.mask.any()] * (normal_repeat - 1)
     print(f"{name}: {len(train_items)} training and {len(val_items)} validation images"
@@ -353,6 +369,10 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
                  "class_weights": weights_arg,
                  "datasets": BUSBRA_TRAINING if busbra_root is not None else "BUSI train",
                  "normal_repeat": normal_repeat, "epoch_kept": "best on validation" if select_best else "last"}
+    if busbra_folds:
+        cfg.notes["busbra_folds"] = {k: list(v) for k, v in busbra_folds.items()}
+    if crop_masks is not None:
+        cfg.notes["training_crops"] = f"out-of-fold predicted masks ({Path(crop_masks).name})"
     out = export_model(ckpt_dir / ("best.keras" if select_best else "last.keras"), model_path(name, models_dir),
                        layer=two_branch.NETWORK if make is two_branch_example else None)
     cfg.save(config_path(name, models_dir))
