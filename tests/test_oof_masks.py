@@ -139,7 +139,10 @@ def test_each_training_image_is_segmented_by_a_unet_that_never_saw_it(busi_dir, 
         assert 0.0 <= record["busbra"]["lesion_dice"] <= 1.0
     # the BUS-BRA masks of the shipped UNet are not empty for these biopsy-proven lesions
     assert any(m.any() for key, m in masks.items() if key.startswith("bus_"))
-    # a rerun skips the folds already done
+    # a rerun skips the folds already done; --fold redoes one fold and keeps the others
     seen.clear()
     oof_masks.run(busi_dir, busbra_dir, tmp_path / "work", limit=3, out=out, summary=summary)
     assert seen == []
+    again = oof_masks.run(busi_dir, busbra_dir, tmp_path / "work", limit=3, out=out, summary=summary, only=[1])
+    assert len(seen) == 1 and seen[0]["busbra_held"] == {2}
+    assert sorted(again["folds"]) == ["0", "1", "2"] and len(oof_masks.load_masks(out)) == 15

@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     oof.add_argument("--epochs", type=int, default=1,
                      help="epochs per fold UNet, the last kept (1: about 16 minutes a fold on 2 CPU cores)")
     oof.add_argument("--normal-repeat", type=int, default=8)
+    oof.add_argument("--fold", type=int, action="append",
+                     help="redo only this fold (repeatable): its UNet continues to --epochs, its masks are made again")
     oof.add_argument("--work-dir", default=str(paths.MODELS_DIR / "checkpoints" / "oof_masks"),
                      help="each fold's split, UNet and masks (not committed); done folds are skipped")
     oof.add_argument("--out", help="merged masks (default: data/cache/oof_masks.npz)")
@@ -151,7 +153,7 @@ def _oof_masks(args: argparse.Namespace) -> int:
     if not paths.busbra_available(busbra):
         raise DatasetError(f"BUS-BRA not found at {busbra}: set BUSBRA_DIR or pass --busbra")
     run(paths.dataset_dir(args.data), busbra, args.work_dir, epochs=args.epochs, normal_repeat=args.normal_repeat,
-        out=args.out, summary=args.summary, shipped_dir=args.models_dir)
+        out=args.out, summary=args.summary, shipped_dir=args.models_dir, only=args.fold)
     return 0
 
 

@@ -100,9 +100,7 @@ def render(metrics: dict, configs: dict[str, ModelConfig], extra: str = "") -> s
         f"{configs['seg'].seed}, augmentation: horizontal flips, rotations ±12°, shifts ±6%, scale 0.9-1.12, "
         "gamma/contrast/brightness, multiplicative speckle noise. Segmentation loss: BCE + Dice. "
         "Classifiers: cross-entropy with label smoothing 0.05 and class weights "
-        f"{_class_weights(configs)}; the refined "
-        "classifier trains on crops of jittered ground-truth masks (sometimes dropped, sometimes a random "
-        "box on normal images) to learn to live with segmentation errors. Early stopping on the "
+        f"{_class_weights(configs)}; the refined classifier {_refined_crops(configs['refined'])}. Early stopping on the "
         f"validation split ({_seg_monitor(configs['seg'])} for the UNet, macro-F1 for the classifiers); the best "
         "validation epoch is shipped.",
         "",
@@ -169,6 +167,16 @@ def _class_weights(configs: dict[str, ModelConfig]) -> str:
         return "none"
     names = configs["raw"].classes
     return "(" + ", ".join(f"{names[int(k)]} {v:.2f}" for k, v in w.items()) + ")"
+
+
+def _refined_crops(cfg: ModelConfig) -> str:
+    """What the refined classifier's training crops were cut from."""
+    if "training_crops" in cfg.notes:
+        return (f"trains on crops of {cfg.notes['training_crops']}: masks of each training image by a UNet that "
+                "never saw it (`python -m pipeline train oof-masks`), dilated or eroded half the time, closer to the "
+                "crops of use than ground truth is")
+    return ("trains on crops of jittered ground-truth masks (sometimes dropped, sometimes a random box on normal "
+            "images) to learn to live with segmentation errors")
 
 
 def _seg_monitor(cfg: ModelConfig) -> str:

@@ -10,9 +10,9 @@ never saw it, so training crops look like the crops of use:
   repetition, a fixed number of epochs, last epoch kept), then the held-out fold segmented through the
   Predictor (flip averaging as the shipped UNet), its mask threshold and presence gate chosen by the rules
   ``evaluate`` uses for the shipped UNet (``choose_settings``);
-- masks written per fold (a rerun skips folds already done, and a fold UNet interrupted between epochs resumes
-  from its last one) and merged into one file, with each fold's Dice and normal-image false-positive rate in a
-  JSON summary.
+- masks written per fold (a rerun skips folds already done, a fold UNet interrupted between epochs resumes
+  from its last one, and ``--fold N --epochs E`` gives one fold more epochs) and merged into one file, with
+  each fold's Dice and normal-image false-positive rate in a JSON summary.
 
 ``python -m pipeline train cls --input refined --crop-masks FILE`` then trains on them.
 """
@@ -105,11 +105,12 @@ def _score(items: list[Item], masks: list[np.ndarray]) -> dict:
 
 def run(busi_root: str | Path, busbra_root: str | Path, work_dir: str | Path, *, k: int = 3, epochs: int = 1,
         normal_repeat: int = 8, out: str | Path | None = None, summary: str | Path | None = None,
-        shipped_dir: str | Path = MODELS_DIR, split_csv: str | Path = SPLIT_CSV, limit: int | None = None,
-        steps: int | None = None) -> dict:
+        shipped_dir: str | Path = MODELS_DIR, split_csv: str | Path = SPLIT_CSV, only: list[int] | None = None,
+        limit: int | None = None, steps: int | None = None) -> dict:
     """Train the fold UNets, write every training image's out-of-fold mask to ``out``; returns the summary.
 
-    ``limit``/``steps``: smoke tests (random weights, few images).
+    ``only``: redo these folds (their UNets continue from their last epoch up to ``epochs``; their masks are made
+    again); the other folds are kept as they are. ``limit``/``steps``: smoke tests (random weights, few images).
     """
     from pipeline.inference.predictor import Predictor, masks_from_probability
     from pipeline.training.crossval import assign_folds, fold_split
@@ -124,7 +125,7 @@ def run(busi_root: str | Path, busbra_root: str | Path, work_dir: str | Path, *,
     out = Path(out) if out else DEFAULT_OUT
     summary_path = Path(summary) if summary else DEFAULT_SUMMARY
     folds = assign_folds(read_split(split_csv), k, SEED, subsets=("train",))
-    state = {"command": "python -m pipeline train oof-masks", "k": k, "seed": SEED, "seg_epochs": epochs,
+    state = {"command": "python -m pipeline train oof-masks", "k": k, "seed": SEED,
              "normal_repeat": normal_repeat, "initialisation": "ImageNet (EfficientNet-Lite2)",
              "epoch_kept": "last", "data": "BUSI train (duplicate-grouped folds) + BUS-BRA folds 1-3 (one per fold)",
              "folds": {}}
@@ -134,9 +135,11 @@ def run(busi_root: str | Path, busbra_root: str | Path, work_dir: str | Path, *,
         fold_file = fold_dir / "oof_masks.npz"
         fold_json = fold_dir / "oof_scores.json"
         held_busbra = (BUSBRA_TRAIN_FOLDS[fold],)
-        if fold_file.is_file() and fold_json.is_file():
+        if (only is not None and fold not in only) or (only is None and fold_file.is_file() and fold_json.is_file()):
             print(f"fold {fold}: already done, skipped", flush=True)
-            state["folds"][str(fold)] = json.loads(fold_json.read_text())
+            record = json.loads(fold_json.read_text())
+            record.setdefault("seg_epochs", ModelConfig.load(config_path("seg", fold_dir)).trained_epochs)
+            state["folds"][str(fold)] = record
             continue
         csv = fold_split(folds, fold, fold_dir / "split.csv")
         train("seg", busi_root, epochs=epochs, split_csv=csv, models_dir=fold_dir, patience=10**6, resume=True,
@@ -157,6 +160,7 @@ def run(busi_root: str | Path, busbra_root: str | Path, work_dir: str | Path, *,
         scores = {"busi": _score(parts["busi"], predicted[:n_busi]), "busbra": _score(parts["busbra"], predicted[n_busi:])}
         save_masks(fold_file, masks)
         record = {"held_out": {"busi_train_fold": fold, "busbra_fold": held_busbra[0]},
+                  "seg_epochs": ModelConfig.load(config_path("seg", fold_dir)).trained_epochs,
                   "test_time": {"flip_tta": predictor.configs["seg"].flip_tta, **settings},
                   **scores, "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
         fold_json.write_text(json.dumps(record, indent=1) + "\n")
