@@ -2,9 +2,9 @@
 
 The crop classifier meets the UNet's predicted masks in use, and the shipped UNet has seen every training image,
 so its masks of them are better than any it draws in use. Here each training image gets a mask from a UNet that
-never saw it, so training crops look like the crops of use:
+never saw it, so training crops come closer to the crops of use than jittered ground truth does:
 
-- k folds (default 3) of the training data: BUSI train by duplicate group (classes balanced, fixed seed) and
+- k = 3 folds of the training data: BUSI train by duplicate group (classes balanced, fixed seed) and
   BUS-BRA's training folds 1-3 as they are (by patient), fold j holding BUS-BRA fold j + 1;
 - per fold, a UNet trained from ImageNet weights on the other folds (the shipped recipe's normal-image
   repetition, a fixed number of epochs, last epoch kept), then the held-out fold segmented through the
