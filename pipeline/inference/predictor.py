@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,9 @@ def load_keras_model(path: Path):
 
     if not path.is_file():
         raise ModelLoadError(f"model file missing: {path}. {RESTORE_HINT}")
+    if not zipfile.is_zipfile(path):  # Keras itself says "File not found" for a truncated archive
+        raise ModelLoadError(f"model file {path} is truncated or corrupt ({path.stat().st_size:,} bytes, not a complete "
+                             f".keras zip archive). {RESTORE_HINT}")
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True, custom_objects=CUSTOM_OBJECTS)
     except Exception as exc:
