@@ -485,6 +485,8 @@ def test_docs_pages_use_only_packaged_assets(client):
         for u in urls:
             assert client.get(u).status_code == 200, u
     assert "fonts.googleapis" not in client.get("/redoc").text
+    policy = client.get("/redoc").headers["content-security-policy"]  # the browser fetches nothing from elsewhere
+    assert "img-src 'self' data:" in policy and "default-src 'self'" in policy
 
 
 def test_dicom_with_implausible_values_warns_in_the_record(client, busi_dir):

@@ -1,5 +1,6 @@
 """What an operator watches: Prometheus metrics (``/metrics``), a request id on every response
-(``X-Request-ID``, the client's own when it sends a sane one) and one access-log line per request with it."""
+(``X-Request-ID``, the client's own when it sends a sane one) and one access-log line per request with it;
+the same middleware adds the security headers every answer carries."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("pipeline.api.access")
 REQUEST_ID_HEADER = "X-Request-ID"
+# On every answer: pages (the docs) may load only this server's scripts, styles and images, so the docs never
+# reach out (ReDoc's bundle would fetch its logo from a CDN), and no other site may frame them.
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                 b"script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+]
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -55,7 +63,7 @@ def request_id(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 class ObserveMiddleware:
-    """Request id header, access log line, request counter and latency histogram for every HTTP request."""
+    """Request id and security headers, access log line, request counter and latency histogram for every request."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics):
         self.app = app
@@ -73,7 +81,7 @@ class ObserveMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode()), *SECURITY_HEADERS]
             await send(message)
 
         try:

@@ -33,8 +33,13 @@ class GuardedH11Protocol(H11Protocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._arm_header_timer()
 
+    def data_received(self, data: bytes) -> None:
+        self._heard = True
+        super().data_received(data)
+
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()
+        self._heard = False
         self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_timeout)
         self._timed_cycle = self.cycle
 
@@ -61,6 +66,9 @@ class GuardedH11Protocol(H11Protocol):
     def _header_timeout(self) -> None:
         self._header_timer = None
         if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+            return
+        if self.cycle is not None and not self._heard:  # an idle keep-alive connection: just closed
+            self.transport.close()
             return
         self.transport.write(_raw_json_response(
             408, "Request Timeout", f"the request headers did not arrive within {self.header_timeout_s:g} s"))
