@@ -399,12 +399,31 @@ def _minmax_to_uint8(arr: np.ndarray, invert: bool = False) -> np.ndarray:
     return _unit_to_uint8(t)
 
 
+ROWS_PER_CHUNK = 256  # colour work is done this many rows at a time, so a large frame needs no full-size temporaries
+
+
+def _row_chunks(height: int):
+    for top in range(0, height, ROWS_PER_CHUNK):
+        yield slice(top, min(top + ROWS_PER_CHUNK, height))
+
+
 def _luminance(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 luma in Pillow's exact integer form (weights sum to 65536)."""
-    r = rgb[..., 0].astype(np.uint32)
-    g = rgb[..., 1].astype(np.uint32)
-    b = rgb[..., 2].astype(np.uint32)
-    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+    """BT.601 luma in Pillow's exact integer form (weights sum to 65536), computed in row chunks."""
+    out = np.empty(rgb.shape[:-1], np.uint8)
+    for rows in _row_chunks(rgb.shape[0]):
+        r, g, b = (rgb[rows, ..., c].astype(np.uint32) for c in range(3))
+        out[rows] = ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+    return out
+
+
+def _saturated_count(rgb: np.ndarray) -> int:
+    """Pixels of strongly saturated colour (see COLOUR_SAT_MIN / COLOUR_VALUE_MIN), counted in row chunks."""
+    count = 0
+    for rows in _row_chunks(rgb.shape[0]):
+        mx = rgb[rows].max(axis=2).astype(np.int16)
+        mn = rgb[rows].min(axis=2).astype(np.int16)
+        count += int(np.count_nonzero(((mx - mn) >= COLOUR_SAT_MIN * mx) & (mx >= COLOUR_VALUE_MIN)))
+    return count
 
 
 def _composite_on_black(colour: np.ndarray, alpha: np.ndarray, warnings: list[str]) -> np.ndarray:
@@ -443,10 +462,7 @@ def _content_warnings(gray: np.ndarray, rgb: np.ndarray | None) -> list[str]:
             f"std {std:.1f}); it may not be an ultrasound frame."
         )
     if rgb is not None:
-        mx = rgb.max(axis=2).astype(np.int16)
-        mn = rgb.min(axis=2).astype(np.int16)
-        strong = ((mx - mn) >= COLOUR_SAT_MIN * mx) & (mx >= COLOUR_VALUE_MIN)
-        frac = float(np.count_nonzero(strong)) / n
+        frac = _saturated_count(rgb) / n
         if frac > COLOUR_FRACTION_WARN:
             out.append(
                 f"{frac:.1%} of pixels are strongly saturated colour: this looks like a "
@@ -532,7 +548,7 @@ def _decode_pillow(data: bytes, fmt: str, name: str | None) -> LoadedImage:
             raise ImageLoadError(f"{corrupt} ({type(exc).__name__}: {exc}).") from exc
         warnings: list[str] = []
         try:
-            oriented = ImageOps.exif_transpose(im)
+            oriented = ImageOps.exif_transpose(im, in_place=True)  # no copy of a large frame
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken EXIF block must not refuse the image
