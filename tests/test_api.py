@@ -496,3 +496,27 @@ def test_dicom_with_implausible_values_warns_in_the_record(client, busi_dir):
     body = r.json()
     assert any("PixelSpacing" in w for w in body["warnings"]) and any("Rescale" in w for w in body["warnings"])
     assert body["measurements"].get("pixel_spacing_mm") is None
+
+
+def test_a_truncated_model_file_is_named_as_such(tmp_path):
+    for f in MODELS.iterdir():
+        if f.is_file():
+            (tmp_path / f.name).symlink_to(f)
+    unet = tmp_path / model_path("seg", MODELS).name
+    unet.unlink()
+    unet.write_bytes(model_path("seg", MODELS).read_bytes()[:300_000])
+    with pytest.raises(ModelLoadError, match="is truncated or corrupt") as exc:
+        Predictor(tmp_path)
+    assert "File not found" not in str(exc.value)
+    broken = create_app(tmp_path)
+    with TestClient(broken) as c:
+        assert broken.state.models.wait(60)
+        body = c.get("/health").json()
+    assert "unet.keras is truncated or corrupt" in body["reason"] and str(tmp_path) not in json.dumps(body)
+
+
+def test_serve_refuses_to_start_without_a_readable_key(tmp_path, capsys):
+    from pipeline.cli import main
+
+    assert main(["serve", "--api-key-file", str(tmp_path / "missing")]) == 2
+    assert "cannot read the API key file" in capsys.readouterr().err
