@@ -121,7 +121,8 @@ def main() -> int:
     proc = start_server(port)
     sampler = PeakRss(proc.pid)
     try:
-        print(f"worker RSS after loading and warm-up: {rss_mib(proc.pid):.0f} MiB")
+        print(f"load average {os.getloadavg()[0]:.1f} (other work on this machine); "
+              f"worker RSS after loading and warm-up: {rss_mib(proc.pid):.0f} MiB")
         run_load(base, uploads[:2], 1, 2)  # warm the runtime
         print("clients  requests  req/s  p50 (ms)  p95 (ms)  errors  peak RSS (MiB)")
         for clients in (int(c) for c in args.clients.split(",") if c):
@@ -136,7 +137,7 @@ def main() -> int:
             print(f"16 concurrent {name} ({len(data) / 1e3:.0f} KB): statuses {r['statuses']}, p50 {r['p50']:.0f} ms, "
                   f"p95 {r['p95']:.0f} ms, peak RSS {sampler.peak:.0f} MiB")
         time.sleep(1)
-        print(f"worker RSS after the loads: {rss_mib(proc.pid):.0f} MiB")
+        print(f"worker RSS after the loads: {rss_mib(proc.pid):.0f} MiB; load average {os.getloadavg()[0]:.1f}")
     finally:
         sampler.stop()
         proc.terminate()

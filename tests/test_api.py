@@ -99,6 +99,7 @@ def test_health_ok_after_load(client):
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok" and body["models_loaded"] is True
+    assert body["model_sets"]["ultrasound"]["status"] == "ok" and body["models_dir"] == "models"
     assert body["package_version"] == pipeline.__version__
     assert isinstance(body["runtime"], dict) and set(body["runtime"].values()) <= {"tflite", "keras"}
 
@@ -148,6 +149,7 @@ def test_version_has_manifest_and_metrics(client):
     assert body["package_version"] == pipeline.__version__
     assert body["version"] == manifest["version"] and body["models"] == manifest["models"]
     assert set(body["models"]) == {"seg", "raw", "refined"}
+    assert body["model_sets"] == {"ultrasound": {"version": manifest["version"], "models": ["raw", "refined", "seg"]}}
     for entry in body["models"].values():
         assert {"input", "output", "sha256", "role"} <= set(entry)
     metrics = json.loads((MODELS / "metrics.json").read_text())

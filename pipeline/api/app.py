@@ -39,7 +39,7 @@ from starlette.requests import Request
 import pipeline
 from pipeline import paths
 from pipeline.api.guards import API_KEY_HEADER, BodyGuard, Busy, WorkGate, key_matches
-from pipeline.api.model_sets import ModelSet, ModelState, PredictorFactory, health_of, metrics_summary
+from pipeline.api.model_sets import ModelSet, ModelState, PredictorFactory, health_of, metrics_summary, version_of
 from pipeline.api.observe import ApiMetrics, ObserveMiddleware
 from pipeline.api.responses import JSON, error
 from pipeline.api.schemas import ErrorBody, Health, PredictionRecord, Version
@@ -229,11 +229,8 @@ def create_app(models_dir: str | Path | None = None, predictor_factory: Predicto
     @app.get("/version", summary="Model bundle manifest, package version and test metrics", response_model=Version,
              dependencies=keyed, responses={k: ERRORS[k] for k in (401, 503)})
     def version() -> JSON:
-        model_set = sets[ULTRASOUND]
-        body = model_set.version()
-        if body is None:
-            return error(503, model_set.manifest_error or "no model bundle manifest", package_version=pipeline.__version__)
-        return JSON({**body, "package_version": pipeline.__version__})
+        status, body = version_of(sets)
+        return JSON(body, status_code=status)
 
     @app.post("/predict", summary="Segment and classify one ultrasound image", response_model=PredictionRecord,
               dependencies=keyed, openapi_extra=UPLOAD_BODY, responses=ERRORS)

@@ -150,4 +150,16 @@ def health_of(sets: dict[str, ModelSet]) -> tuple[int, dict]:
     return (200 if status == "ok" else 503), body
 
 
-__all__ = ["ModelSet", "ModelState", "PredictorFactory", "health_of", "metrics_summary"]
+def version_of(sets: dict[str, ModelSet]) -> tuple[int, dict]:
+    """(HTTP status, body) for ``/version``: the first set's manifest and metrics at the top level (as before there
+    was more than one), ``model_sets`` naming each set's bundle version and models; 503 without its manifest."""
+    name, first = next(iter(sets.items()))
+    body = first.version()
+    if body is None:
+        return 503, {"error": first.manifest_error or "no model bundle manifest", "package_version": pipeline.__version__}
+    each = {n: None if s.manifest is None else {"version": s.manifest.get("version"), "models": sorted(s.manifest.get(
+        "models", {}))} for n, s in sets.items()}
+    return 200, {**body, "package_version": pipeline.__version__, "model_sets": each}
+
+
+__all__ = ["ModelSet", "ModelState", "PredictorFactory", "health_of", "metrics_summary", "version_of"]

@@ -77,6 +77,7 @@ class Version(Open):
     package_version: str
     models: dict[str, dict]
     metrics: dict | None
+    model_sets: dict[str, dict | None] = Field(description="each model set's bundle version and models")
 
 
 __all__ = ["ErrorBody", "Health", "PredictionRecord", "Version"]
