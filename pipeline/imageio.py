@@ -81,13 +81,14 @@ _DICOM_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALET
 Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
 
-def describe_supported() -> str:
-    """One-paragraph help text for UIs listing what can be loaded."""
+def describe_supported(max_pixels: int | None = None) -> str:
+    """One-paragraph help text for UIs listing what can be loaded (``max_pixels``: a lower limit in force)."""
+    limit = min(max_pixels, MAX_PIXELS) if max_pixels else MAX_PIXELS
     return (
         "Supported: PNG, JPEG, BMP, TIFF (8 or 16 bit; grayscale, RGB, RGBA, palette) "
         "and single-frame DICOM (uncompressed, RLE, JPEG baseline/JPEG 2000). "
         f"Each side must be at least {MIN_SIDE} px and the image at most "
-        f"{MAX_PIXELS // 1_000_000} megapixels. Colour images are converted to grayscale; "
+        f"{limit / 1e6:.{0 if limit % 1_000_000 == 0 else 1}f} megapixels. Colour images are converted to grayscale; "
         "multi-frame files (cine loops, multi-page TIFF) must be exported as single frames."
     )
 

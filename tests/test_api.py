@@ -474,6 +474,7 @@ def test_openapi_documents_every_response(client):
     record = spec["components"]["schemas"]["PredictionRecord"]["properties"]
     assert {"status", "label", "research_only", "scope_reason", "measurements", "warnings"} <= set(record)
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+    assert "at most 16.8 megapixels" in spec["info"]["description"] and "40 megapixels" not in spec["info"]["description"]
 
 
 def test_docs_pages_use_only_packaged_assets(client):

@@ -65,7 +65,7 @@ classification (baseline on the whole frame, refined on the lesion-centred crop)
 * `GET /health`: 200 once the models are loaded, 503 with a reason while loading or when they cannot load.
 * `GET /version`: the model bundle manifest (each model's input/output contract), the package version
   and the test-split metrics.
-* `POST /predict`: one image as the multipart field `file`. {describe_supported()}
+* `POST /predict`: one image as the multipart field `file`. {describe_supported(settings.max_pixels)}
   The format is decided by the content, not the file name. Add `?mask=true` for the predicted mask as a
   base64 PNG (0 = background, 255 = lesion). An image the scope gate judges not a breast-ultrasound frame
   answers `"status": "refused"` with `label` null and the answer computed anyway under `research_only`.
