@@ -44,6 +44,7 @@ data: setup
 bench: setup browser
 	$(PY) -m bench.predict_speed
 	$(PY) -m bench.concurrent_load
+	$(PY) -m bench.api_load
 	$(PY) -m bench.app_speed
 
 clean-venv:

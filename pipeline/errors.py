@@ -13,5 +13,9 @@ class ImageLoadError(BusiError):
     """An input image cannot be read or is outside what the models accept."""
 
 
+class ImageTooLargeError(ImageLoadError):
+    """An input image has more pixels than the limit (checked from its header, before decoding)."""
+
+
 class ModelLoadError(BusiError):
     """A model file is missing or cannot be loaded."""

@@ -33,6 +33,7 @@ Policies
 
 from __future__ import annotations
 
+import contextvars
 import io
 import math
 import os
@@ -42,12 +43,16 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipeline.errors import ImageLoadError
+from pipeline.errors import ImageLoadError, ImageTooLargeError
 
 # --- size limits -----------------------------------------------------------------
 MIN_SIDE = 32  # px; smaller sides are refused (nothing meaningful to classify)
 MAX_PIXELS = 40_000_000  # width*height budget, checked from the header before decoding
 MAX_FILE_BYTES = 512 * 1024 * 1024  # files larger than this are not even read
+_pixel_limit: contextvars.ContextVar[int | None] = contextvars.ContextVar("pixel_limit", default=None)  # load_image(max_pixels=)
+# DICOM Rescale Slope/Intercept beyond these are implausible (a corrupt header): the rescale is ignored
+MAX_RESCALE_SLOPE = 1e6
+MAX_RESCALE_INTERCEPT = 1e9
 
 # --- warning thresholds (out-of-scope inputs that still load) --------------------
 SMALL_SIDE_WARN = 128  # px; a shorter side than this is "very small" (upscaled a lot)
@@ -76,13 +81,14 @@ _DICOM_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALET
 Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
 
-def describe_supported() -> str:
-    """One-paragraph help text for UIs listing what can be loaded."""
+def describe_supported(max_pixels: int | None = None) -> str:
+    """One-paragraph help text for UIs listing what can be loaded (``max_pixels``: a lower limit in force)."""
+    limit = min(max_pixels, MAX_PIXELS) if max_pixels else MAX_PIXELS
     return (
         "Supported: PNG, JPEG, BMP, TIFF (8 or 16 bit; grayscale, RGB, RGBA, palette) "
         "and single-frame DICOM (uncompressed, RLE, JPEG baseline/JPEG 2000). "
         f"Each side must be at least {MIN_SIDE} px and the image at most "
-        f"{MAX_PIXELS // 1_000_000} megapixels. Colour images are converted to grayscale; "
+        f"{limit / 1e6:.{0 if limit % 1_000_000 == 0 else 1}f} megapixels. Colour images are converted to grayscale; "
         "multi-frame files (cine loops, multi-page TIFF) must be exported as single frames."
     )
 
@@ -128,12 +134,22 @@ class LoadedImage:
 # ---------------------------------------------------------------------------------
 
 
-def load_image(source: Source | np.ndarray, *, name: str | None = None) -> LoadedImage:
+def load_image(source: Source | np.ndarray, *, name: str | None = None, max_pixels: int | None = None) -> LoadedImage:
     """Load an image from bytes, a path, a binary file object (or a numpy array).
 
     ``name`` (default: the file's base name when known) is used in messages.
+    ``max_pixels`` lowers the width*height limit (``MAX_PIXELS``) for this call, e.g. for a server
+    (ImageTooLargeError above it, from the header, before decoding).
     File objects are read from their current position. Raises ImageLoadError.
     """
+    token = _pixel_limit.set(min(max_pixels, MAX_PIXELS) if max_pixels else None)
+    try:
+        return _load_image(source, name)
+    finally:
+        _pixel_limit.reset(token)
+
+
+def _load_image(source: Source | np.ndarray, name: str | None) -> LoadedImage:
     if isinstance(source, np.ndarray):
         return image_from_array(source, name=name)
     data, name = _read_source(source, name)
@@ -350,11 +366,12 @@ def _check_size(width: int, height: int, name: str | None) -> None:
     prefix = _prefix(name)
     if width <= 0 or height <= 0:
         raise ImageLoadError(f"{prefix}the image has no pixels ({width}x{height}).")
-    if width * height > MAX_PIXELS:
-        raise ImageLoadError(
+    limit = _pixel_limit.get() or MAX_PIXELS
+    if width * height > limit:
+        raise ImageTooLargeError(
             f"{prefix}the image is too large: {width}x{height} = "
             f"{width * height / 1e6:.1f} megapixels exceeds the limit of "
-            f"{MAX_PIXELS / 1e6:.0f} megapixels."
+            f"{limit / 1e6:.{0 if limit % 1_000_000 == 0 else 1}f} megapixels."
         )
     if min(width, height) < MIN_SIDE:
         raise ImageLoadError(
@@ -383,12 +400,31 @@ def _minmax_to_uint8(arr: np.ndarray, invert: bool = False) -> np.ndarray:
     return _unit_to_uint8(t)
 
 
+ROWS_PER_CHUNK = 256  # colour work is done this many rows at a time, so a large frame needs no full-size temporaries
+
+
+def _row_chunks(height: int):
+    for top in range(0, height, ROWS_PER_CHUNK):
+        yield slice(top, min(top + ROWS_PER_CHUNK, height))
+
+
 def _luminance(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 luma in Pillow's exact integer form (weights sum to 65536)."""
-    r = rgb[..., 0].astype(np.uint32)
-    g = rgb[..., 1].astype(np.uint32)
-    b = rgb[..., 2].astype(np.uint32)
-    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+    """BT.601 luma in Pillow's exact integer form (weights sum to 65536), computed in row chunks."""
+    out = np.empty(rgb.shape[:-1], np.uint8)
+    for rows in _row_chunks(rgb.shape[0]):
+        r, g, b = (rgb[rows, ..., c].astype(np.uint32) for c in range(3))
+        out[rows] = ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+    return out
+
+
+def _saturated_count(rgb: np.ndarray) -> int:
+    """Pixels of strongly saturated colour (see COLOUR_SAT_MIN / COLOUR_VALUE_MIN), counted in row chunks."""
+    count = 0
+    for rows in _row_chunks(rgb.shape[0]):
+        mx = rgb[rows].max(axis=2).astype(np.int16)
+        mn = rgb[rows].min(axis=2).astype(np.int16)
+        count += int(np.count_nonzero(((mx - mn) >= COLOUR_SAT_MIN * mx) & (mx >= COLOUR_VALUE_MIN)))
+    return count
 
 
 def _composite_on_black(colour: np.ndarray, alpha: np.ndarray, warnings: list[str]) -> np.ndarray:
@@ -427,10 +463,7 @@ def _content_warnings(gray: np.ndarray, rgb: np.ndarray | None) -> list[str]:
             f"std {std:.1f}); it may not be an ultrasound frame."
         )
     if rgb is not None:
-        mx = rgb.max(axis=2).astype(np.int16)
-        mn = rgb.min(axis=2).astype(np.int16)
-        strong = ((mx - mn) >= COLOUR_SAT_MIN * mx) & (mx >= COLOUR_VALUE_MIN)
-        frac = float(np.count_nonzero(strong)) / n
+        frac = _saturated_count(rgb) / n
         if frac > COLOUR_FRACTION_WARN:
             out.append(
                 f"{frac:.1%} of pixels are strongly saturated colour: this looks like a "
@@ -481,9 +514,9 @@ def _decode_pillow(data: bytes, fmt: str, name: str | None) -> LoadedImage:
     try:
         im = Image.open(io.BytesIO(data), formats=[fmt])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageLoadError(
+        raise ImageTooLargeError(
             f"{prefix}the image is too large: its header claims more pixels than the "
-            f"limit of {MAX_PIXELS / 1e6:.0f} megapixels (possible decompression bomb)."
+            f"limit of {(_pixel_limit.get() or MAX_PIXELS) / 1e6:.0f} megapixels (possible decompression bomb)."
         ) from exc
     except MemoryError:
         raise
@@ -509,14 +542,14 @@ def _decode_pillow(data: bytes, fmt: str, name: str | None) -> LoadedImage:
         try:
             im.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageLoadError(f"{prefix}the image is too large ({exc}).") from exc
+            raise ImageTooLargeError(f"{prefix}the image is too large ({exc}).") from exc
         except MemoryError:
             raise
         except Exception as exc:  # OSError, SyntaxError, ValueError, EOFError, zlib.error...
             raise ImageLoadError(f"{corrupt} ({type(exc).__name__}: {exc}).") from exc
         warnings: list[str] = []
         try:
-            oriented = ImageOps.exif_transpose(im)
+            oriented = ImageOps.exif_transpose(im, in_place=True)  # no copy of a large frame
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken EXIF block must not refuse the image
@@ -698,7 +731,7 @@ def _decode_dicom(data: bytes, name: str | None, *, forced: bool) -> LoadedImage
             raise ImageLoadError(
                 f"{prefix}unexpected DICOM pixel array shape {arr.shape} for {photometric}."
             )
-        gray = _dicom_mono_to_uint8(arr, ds, invert=photometric == "MONOCHROME1")
+        gray = _dicom_mono_to_uint8(arr, ds, invert=photometric == "MONOCHROME1", warnings=warnings)
         rgb, is_colour = None, False
     else:
         if photometric == "PALETTE COLOR":
@@ -728,12 +761,55 @@ def _dicom_int(ds: object, keyword: str, default: int) -> int:
         return default
 
 
-def _dicom_mono_to_uint8(arr: np.ndarray, ds: object, *, invert: bool) -> np.ndarray:
-    """Modality LUT, then VOI LUT/window (or keep 8-bit / min..max), then 0..255."""
+def _dicom_float(ds: object, keyword: str) -> float | None:
+    """The (first) value of a numeric DICOM element as a float: None when absent, NaN when not a number."""
+    value = ds.get(keyword)  # type: ignore[attr-defined]
+    if not isinstance(value, (str, bytes)) and hasattr(value, "__len__"):
+        value = value[0] if len(value) else None  # a multi-valued element (e.g. two windows)
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _plausible_rescale(ds: object, warnings: list[str]) -> bool:
+    """False, with a warning, when Rescale Slope/Intercept are zero, not finite or absurdly large."""
+    slope, intercept = _dicom_float(ds, "RescaleSlope"), _dicom_float(ds, "RescaleIntercept")
+    bad_slope = slope is not None and not (math.isfinite(slope) and 0 < abs(slope) <= MAX_RESCALE_SLOPE)
+    bad_intercept = intercept is not None and not (math.isfinite(intercept) and abs(intercept) <= MAX_RESCALE_INTERCEPT)
+    if bad_slope or bad_intercept:
+        warnings.append(
+            f"the DICOM Rescale Slope/Intercept ({slope:g}, {0 if intercept is None else intercept:g}) are implausible "
+            "(zero, not finite or too large); they were ignored and the stored pixel values used as they are.")
+        return False
+    return True
+
+
+def _plausible_window(ds: object, warnings: list[str]) -> bool:
+    """False, with a warning, when the Window Center/Width are not finite or the width is not positive."""
+    center, width = _dicom_float(ds, "WindowCenter"), _dicom_float(ds, "WindowWidth")
+    if center is None or width is None:
+        return False
+    if math.isfinite(center) and math.isfinite(width) and width >= 1:  # pydicom needs >= 1 (LINEAR)
+        return True
+    warnings.append(f"the DICOM Window Center/Width ({center:g}, {width:g}) are implausible (the width must be at "
+                    "least 1); the window was ignored and the image scaled from its darkest to its brightest pixel.")
+    return False
+
+
+def _dicom_mono_to_uint8(arr: np.ndarray, ds: object, *, invert: bool, warnings: list[str]) -> np.ndarray:
+    """Modality LUT, then VOI LUT/window (or keep 8-bit / min..max), then 0..255. Implausible rescale or window
+    values are ignored with a warning rather than blanking the image."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    values = apply_modality_lut(arr, ds)
-    has_window = "WindowCenter" in ds and "WindowWidth" in ds
+    rescale_ok = _plausible_rescale(ds, warnings)
+    values = apply_modality_lut(arr, ds) if rescale_ok else arr
+    if rescale_ok and np.asarray(values).dtype.kind == "f" and not np.all(np.isfinite(values)):
+        warnings.append("the DICOM rescale overflows (values not finite); it was ignored.")
+        values, rescale_ok = arr, False
+    has_window = "WindowCenter" in ds and "WindowWidth" in ds and rescale_ok and _plausible_window(ds, warnings)
     has_voi_lut = bool(ds.get("VOILUTSequence"))
     if has_window or has_voi_lut:
         out = apply_voi_lut(values, ds).astype(np.float64)
@@ -777,13 +853,16 @@ def _dicom_spacing(ds: object, warnings: list[str]) -> tuple[float, float] | Non
     """(row, col) mm: PixelSpacing, ImagerPixelSpacing, else ultrasound regions (cm)."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = ds.get(keyword)  # type: ignore[attr-defined]
+        if value is None or value == "":
+            continue
         try:
-            if value is not None and len(value) == 2:
-                row, col = float(value[0]), float(value[1])
-                if _positive(row) and _positive(col):
-                    return (row, col)
-        except (TypeError, ValueError):
+            row, col = float(value[0]), float(value[1])
+            if len(value) == 2 and _positive(row) and _positive(col):
+                return (row, col)
+        except (TypeError, ValueError, IndexError):
             pass
+        warnings.append(f"the DICOM {keyword} ({_dicom_text(value)}) is not two positive numbers of mm; it was "
+                        "ignored, so measurements are in pixels.")
     regions = ds.get("SequenceOfUltrasoundRegions") or []  # type: ignore[attr-defined]
     found: list[tuple[float, float]] = []
     for region in regions:
@@ -806,6 +885,12 @@ def _dicom_spacing(ds: object, warnings: list[str]) -> tuple[float, float] | Non
             "pixel spacings; the first one is used."
         )
     return found[0]
+
+
+def _dicom_text(value: object) -> str:
+    """A DICOM value as short text for a message (multi-values joined by backslashes, as DICOM writes them)."""
+    items = list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+    return "\\".join(str(v) for v in items)[:60]
 
 
 def _positive(x: float) -> bool:

@@ -1,18 +1,15 @@
-"""The HTTP API (``pipeline.api``): health, version, predictions equal to the Predictor's, error statuses,
-the upload limit, and the real server under concurrent requests. Uses the committed models, no mocks."""
+"""The HTTP API (``pipeline.api``) in process: health, version, predictions equal to the Predictor's, error
+statuses, the upload and pixel limits, refusals, access control, metrics. Uses the committed models, no mocks.
+The real server (timeouts, banners, queue, docs in a browser) is in ``test_api_server.py`` (full tier)."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -28,9 +25,10 @@ with warnings.catch_warnings():  # starlette asks for httpx2; httpx (pinned in r
 
 import pipeline
 from pipeline import paths
-from pipeline.api import MAX_UPLOAD_BYTES, create_app
+from pipeline.api import MAX_UPLOAD_BYTES, ApiSettings, create_app
+from pipeline.api.responses import redact_paths
 from pipeline.config import model_path
-from pipeline.errors import ImageLoadError, ModelLoadError
+from pipeline.errors import BusiError, ImageLoadError, ImageTooLargeError, ModelLoadError
 from pipeline.imageio import load_image
 from pipeline.inference.bundle import read_manifest
 from pipeline.inference.measure import measure
@@ -101,6 +99,7 @@ def test_health_ok_after_load(client):
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok" and body["models_loaded"] is True
+    assert body["model_sets"]["ultrasound"]["status"] == "ok" and body["models_dir"] == "models"
     assert body["package_version"] == pipeline.__version__
     assert isinstance(body["runtime"], dict) and set(body["runtime"].values()) <= {"tflite", "keras"}
 
@@ -134,8 +133,8 @@ def test_health_503_with_reason_when_models_missing(tmp_path):
         assert body["status"] == "error" and body["models_loaded"] is False
         with pytest.raises(ModelLoadError) as exc:  # the Predictor's own ModelLoadError message is the reason
             Predictor(tmp_path)
-        assert body["reason"] == str(exc.value)
-        assert "missing" in body["reason"]
+        assert body["reason"] == redact_paths(str(exc.value))
+        assert "missing" in body["reason"] and str(tmp_path) not in r.text and body["models_dir"] == tmp_path.name
         r = c.post("/predict", files={"file": ("x.png", b"\x89PNG", "image/png")})
         assert r.status_code == 503 and "error" in r.json()
         r = c.get("/version")
@@ -150,6 +149,7 @@ def test_version_has_manifest_and_metrics(client):
     assert body["package_version"] == pipeline.__version__
     assert body["version"] == manifest["version"] and body["models"] == manifest["models"]
     assert set(body["models"]) == {"seg", "raw", "refined"}
+    assert body["model_sets"] == {"ultrasound": {"version": manifest["version"], "models": ["raw", "refined", "seg"]}}
     for entry in body["models"].values():
         assert {"input", "output", "sha256", "role"} <= set(entry)
     metrics = json.loads((MODELS / "metrics.json").read_text())
@@ -224,13 +224,14 @@ def test_bad_inputs_give_415_or_422_with_the_cli_words(client):
         body = r.json()
         if expectation == "error":
             with pytest.raises(ImageLoadError) as exc:
-                load_image(data, name=name)
-            assert r.status_code == (415 if name in UNSUPPORTED else 422), (name, r.status_code, body)
+                load_image(data, name=name, max_pixels=client.app.state.settings.max_pixels)
+            expected = 413 if isinstance(exc.value, ImageTooLargeError) else 415 if name in UNSUPPORTED else 422
+            assert r.status_code == expected, (name, r.status_code, body)
             assert body["error"] == str(exc.value), name  # the same words as the CLI
             text = body["error"]
         else:
             assert r.status_code == 200, (name, body)
-            assert "label" in body
+            assert "label" in body and body["status"] in ("ok", "refused")
             text = " ".join(body["warnings"])
             if expectation == "ok":
                 assert body["warnings"] == [], name
@@ -245,10 +246,31 @@ def test_text_file_is_415(client):
 
 
 def test_missing_file_field_is_422(client):
-    for kwargs in ({}, {"files": {"image": ("x.png", b"\x89PNG", "image/png")}}, {"data": {"file": "not a file"}}):
+    for kwargs, words in (({}, "not multipart"), ({"files": {"image": ("x.png", b"\x89PNG", "image/png")}}, "no file"),
+                          ({"data": {"file": "not a file"}, "files": {"other": ("x", b"x")}}, "is text, not a file")):
         r = client.post("/predict", **kwargs)
         assert r.status_code == 422, (kwargs, r.text)
-        assert "file" in r.json()["error"]
+        assert "file" in r.json()["error"] and words in r.json()["error"], r.json()
+        assert "UploadFile" not in r.text and "<class" not in r.text  # no framework words
+
+
+def test_two_file_parts_are_422(client, busi_dir):
+    data = (busi_dir / "benign" / "benign (1).png").read_bytes()
+    r = client.post("/predict", files=[("file", ("a.png", data, "image/png")), ("file", ("b.png", data, "image/png"))])
+    assert r.status_code == 422 and "2 parts named 'file'" in r.json()["error"]
+
+
+def test_truncated_multipart_body_is_named(client, busi_dir):
+    data = (busi_dir / "benign" / "benign (1).png").read_bytes()
+    whole = b"".join(_multipart_stream("a.png", 0)).replace(b"\r\n\r\n\r\n", b"\r\n\r\n" + data + b"\r\n")
+    headers = {"content-type": "multipart/form-data; boundary=limit-test"}
+    assert client.post("/predict", content=whole, headers=headers).status_code == 200
+    for cut in (len(whole) - 10, len(whole) // 2, 200):
+        r = client.post("/predict", content=whole[:cut], headers=headers)
+        assert r.status_code == 422, (cut, r.text)
+        assert "truncated" in r.json()["error"] or "malformed" in r.json()["error"], (cut, r.json())
+    r = client.post("/predict", content=b"garbage", headers={"content-type": "multipart/form-data"})
+    assert r.status_code == 422 and "boundary" in r.json()["error"]
 
 
 # --- size limit and internal errors ------------------------------------------------------------------
@@ -293,52 +315,211 @@ def test_unexpected_error_is_500_without_traceback(client, app):
     assert "Traceback" not in r.text
 
 
-# --- the real server ---------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# --- refusals ------------------------------------------------------------------------------------------
+def test_an_out_of_scope_image_is_refused_without_a_label(client, direct):
+    """A blank image and a thin strip must not come back called "normal" or "malignant" at the top level."""
+    for name, image in (("blank.png", np.full((400, 500), 3, np.uint8)),
+                        ("strip.png", np.tile(np.linspace(0, 255, 683, dtype=np.uint8), (32, 1)))):
+        r = _upload(client, name, cv2.imencode(".png", image)[1].tobytes())
+        assert r.status_code == 200, r.text
+        body = r.json()
+        expected = direct.predict(image).to_record()
+        assert expected["status"] == "refused", name  # the gate refuses both
+        assert body["status"] == "refused" and body["label"] is None and body["confidence"] is None
+        assert body["probabilities"] is None and body["baseline"] is None and body["scope_reason"]
+        assert body["research_only"]["label"] == expected["research_only"]["label"]
+        assert body["research_only"]["note"]
+    metrics = client.get("/metrics").text
+    assert 'busi_api_refusals_total{model_set="ultrasound"}' in metrics
 
 
-def test_real_server_concurrent_equals_serial(busi_dir, tmp_path):
-    _require_models()
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--port", str(port), "--log-level", "warning"],
-                                cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline, status = time.monotonic() + 120, None
-        with httpx.Client(base_url=base, timeout=60) as http:
-            while time.monotonic() < deadline:
-                assert proc.poll() is None, f"server exited: {log.read_text()[-3000:]}"
-                try:
-                    status = http.get("/health").status_code
-                except httpx.TransportError:
-                    status = None
-                if status == 200:
-                    break
-                time.sleep(0.5)
-            assert status == 200, f"/health never answered 200: {log.read_text()[-3000:]}"
+# --- decode budget ---------------------------------------------------------------------------------------
+def _zero_png(width: int, height: int) -> bytes:
+    return cv2.imencode(".png", np.zeros((height, width), np.uint8))[1].tobytes()
 
-            files = [busi_dir / rel for rel in IMAGES]
 
-            def ask(path: Path) -> dict:
-                r = http.post("/predict", files={"file": (path.name, path.read_bytes(), "image/png")})
-                assert r.status_code == 200, r.text
-                return {k: v for k, v in r.json().items() if k != "ms"}
+def test_decoded_pixels_are_capped_with_413(client):
+    limit = client.app.state.settings.max_pixels
+    data = _zero_png(6000, 6000)  # 35 KB of zeros that would decode to 36 MP
+    assert len(data) < 100_000 and 6000 * 6000 > limit
+    t0 = time.perf_counter()
+    r = _upload(client, "zeros.png", data)
+    assert r.status_code == 413, r.text
+    assert "6000x6000" in r.json()["error"] and f"{limit / 1e6:.1f} megapixels" in r.json()["error"]
+    assert time.perf_counter() - t0 < 2  # refused from the header, nothing decoded
+    with pytest.raises(ImageTooLargeError):
+        load_image(data, max_pixels=limit)
 
-            serial = [ask(p) for p in files]
-            with ThreadPoolExecutor(len(files)) as pool:
-                concurrent = list(pool.map(ask, files))
-        assert len({s["image"] for s in serial}) == len(files)
-        assert concurrent == serial
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+
+def test_work_gate_bounds_active_and_waiting_jobs():
+    import asyncio
+
+    from pipeline.api.guards import Busy, WorkGate
+
+    async def scenario():
+        gate = WorkGate(max_active=1, max_queue=1)
+        release = asyncio.Event()
+        seen = []
+
+        async def job(k):
+            async with gate.slot():
+                seen.append(k)
+                await release.wait()
+
+        first = asyncio.create_task(job(1))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(job(2))  # waits
+        await asyncio.sleep(0)
+        assert (gate.active, gate.waiting) == (1, 1)
+        with pytest.raises(Busy) as busy:
+            async with gate.slot():
+                pass
+        assert busy.value.retry_after >= 1
+        release.set()
+        await asyncio.gather(first, second)
+        assert seen == [1, 2] and (gate.active, gate.waiting) == (0, 0)
+
+    asyncio.run(scenario())
+
+
+# --- access control, CORS, no paths, metrics, request ids -------------------------------------------------
+@pytest.fixture(scope="module")
+def keyed_client(app, client):
+    loaded = app.state.models.predictor
+    settings = ApiSettings(api_key="k" * 24, cors_origins=("https://pacs.example.org",))
+    other = create_app(MODELS, predictor_factory=lambda d: loaded, warmup=False, settings=settings)
+    with TestClient(other) as c:
+        assert other.state.models.wait(30)
+        yield c
+
+
+def test_api_key_is_needed_except_for_health(keyed_client, busi_dir):
+    data = (busi_dir / "benign" / "benign (1).png").read_bytes()
+    assert keyed_client.get("/health").status_code == 200
+    for path, kw in (("/version", {}), ("/metrics", {})):
+        for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
+            r = keyed_client.get(path, headers=headers, **kw)
+            assert r.status_code == 401 and "API key" in r.json()["error"], (path, headers)
+        assert keyed_client.get(path, headers={"X-API-Key": "k" * 24}).status_code == 200
+    r = _upload(keyed_client, "a.png", data)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert _upload(keyed_client, "a.png", data, headers={"Authorization": "Bearer " + "k" * 24}).status_code == 200
+    assert _upload(keyed_client, "a.png", data, headers={"X-API-Key": "k" * 24}).json()["status"] == "ok"
+
+
+def test_cors_only_for_configured_origins(client, keyed_client):
+    origin = {"Origin": "https://pacs.example.org"}
+    assert "access-control-allow-origin" not in client.get("/health", headers=origin).headers
+    assert keyed_client.get("/health", headers=origin).headers["access-control-allow-origin"] == origin["Origin"]
+    other = keyed_client.get("/health", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_settings_from_the_environment(tmp_path):
+    key = tmp_path / "key"
+    key.write_text("s3cret-s3cret-s3cret\n")
+    env = {"BUSI_API_KEY_FILE": str(key), "BUSI_API_MAX_QUEUE": "3", "BUSI_API_CORS_ORIGINS": "https://a, https://b",
+           "BUSI_API_BODY_TIMEOUT_S": "7.5"}
+    settings = ApiSettings.from_env(env)
+    assert settings.api_key == "s3cret-s3cret-s3cret" and settings.max_queue == 3
+    assert settings.cors_origins == ("https://a", "https://b") and settings.body_timeout_s == 7.5
+    assert ApiSettings.from_env(settings.to_env()) == dataclasses.replace(settings, api_key=None)
+    assert ApiSettings.from_env({"BUSI_API_KEY": "x" * 20}).api_key == "x" * 20
+    assert ApiSettings.from_env({}).api_key is None and ApiSettings.from_env({}).cors_origins == ()
+    key.write_text("short\n")
+    with pytest.raises(BusiError, match="shorter than 16"):
+        ApiSettings.from_env(env)
+
+
+def test_no_absolute_paths_in_any_answer(client, busi_dir):
+    root = str(PROJECT_ROOT)
+    answers = [client.get("/health"), client.get("/version"), _upload(client, "x.txt", b"hello"),
+               _upload(client, "../../etc/passwd.png", b"\x89PNG\r\n\x1a\n broken")]
+    for r in answers:
+        assert root not in r.text and str(MODELS) not in r.text, r.text[:300]
+    assert client.get("/health").json()["models_dir"] in ("models", MODELS.name)
+    assert redact_paths("model file /srv/busi/models/unet.keras is truncated") == "model file unet.keras is truncated"
+    assert redact_paths("see https://example.org/a/b and 1/2") == "see https://example.org/a/b and 1/2"
+
+
+def test_metrics_and_request_ids(client, busi_dir):
+    data = (busi_dir / "benign" / "benign (1).png").read_bytes()
+    r = _upload(client, "a.png", data, headers={"X-Request-ID": "ris-1234"})
+    assert r.headers["x-request-id"] == "ris-1234"
+    fresh = client.get("/health", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
+    assert len(fresh) == 32 and fresh != client.get("/health").headers["x-request-id"]
+    text = client.get("/metrics").text
+    for name in ("busi_api_requests_total", "busi_api_request_duration_seconds_bucket", "busi_api_queue_depth",
+                 "busi_api_refusals_total", "busi_api_predictions_in_progress"):
+        assert name in text, name
+    assert 'busi_api_requests_total{method="POST",route="/predict",status="200"}' in text
+    client.get("/no/such/page")
+    assert 'route="other"' in client.get("/metrics").text
+
+
+def test_access_log_carries_the_request_id(client, caplog):
+    with caplog.at_level("INFO", logger="pipeline.api.access"):
+        r = client.get("/health", headers={"X-Request-ID": "trace-42"})
+    assert any("request_id=trace-42" in m and '"GET /health"' in m and str(r.status_code) in m for m in caplog.messages)
+
+
+def test_openapi_documents_every_response(client):
+    spec = client.get("/openapi.json").json()
+    predict = spec["paths"]["/predict"]["post"]
+    assert "multipart/form-data" in predict["requestBody"]["content"]
+    assert {"200", "401", "413", "415", "422", "503"} <= set(predict["responses"])
+    for path, method in (("/health", "get"), ("/version", "get"), ("/predict", "post")):
+        for code, answer in spec["paths"][path][method]["responses"].items():
+            assert "$ref" in json.dumps(answer.get("content", {})), (path, code)  # a documented model
+    record = spec["components"]["schemas"]["PredictionRecord"]["properties"]
+    assert {"status", "label", "research_only", "scope_reason", "measurements", "warnings"} <= set(record)
+    assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+    assert "at most 16.8 megapixels" in spec["info"]["description"] and "40 megapixels" not in spec["info"]["description"]
+
+
+def test_docs_pages_use_only_packaged_assets(client):
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)""", html) + re.findall(r"""url: ?["']([^"']+)""", html)
+        assert urls, page
+        assert all(u.startswith("/") for u in urls), (page, urls)  # nothing from a CDN
+        for u in urls:
+            assert client.get(u).status_code == 200, u
+    assert "fonts.googleapis" not in client.get("/redoc").text
+    policy = client.get("/redoc").headers["content-security-policy"]  # the browser fetches nothing from elsewhere
+    assert "img-src 'self' data:" in policy and "default-src 'self'" in policy
+
+
+def test_dicom_with_implausible_values_warns_in_the_record(client, busi_dir):
+    pixels = np.asarray(load_image(busi_dir / "benign" / "benign (3).png").pixels)
+    r = _upload(client, "frame", make_dicom(pixels, spacing=(0, -1), slope=1e308))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert any("PixelSpacing" in w for w in body["warnings"]) and any("Rescale" in w for w in body["warnings"])
+    assert body["measurements"].get("pixel_spacing_mm") is None
+
+
+def test_a_truncated_model_file_is_named_as_such(tmp_path):
+    for f in MODELS.iterdir():
+        if f.is_file():
+            (tmp_path / f.name).symlink_to(f)
+    unet = tmp_path / model_path("seg", MODELS).name
+    unet.unlink()
+    unet.write_bytes(model_path("seg", MODELS).read_bytes()[:300_000])
+    with pytest.raises(ModelLoadError, match="is truncated or corrupt") as exc:
+        Predictor(tmp_path)
+    assert "File not found" not in str(exc.value)
+    broken = create_app(tmp_path)
+    with TestClient(broken) as c:
+        assert broken.state.models.wait(60)
+        body = c.get("/health").json()
+    assert "unet.keras is truncated or corrupt" in body["reason"] and str(tmp_path) not in json.dumps(body)
+
+
+def test_serve_refuses_to_start_without_a_readable_key(tmp_path, capsys):
+    from pipeline.cli import main
+
+    assert main(["serve", "--api-key-file", str(tmp_path / "missing")]) == 2
+    assert "cannot read the API key file" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from dicom_factory import make_dicom
 from PIL import Image
 
 from pipeline import imageio
-from pipeline.errors import BusiError, ImageLoadError
+from pipeline.errors import BusiError, ImageLoadError, ImageTooLargeError
 from pipeline.imageio import MIN_SIDE, SUPPORTED_FORMATS, LoadedImage, describe_supported, load_image
 
 CORPUS = bad_input_corpus()
@@ -394,3 +394,37 @@ def test_dicom_ybr_full_converted_to_rgb() -> None:
     ds.save_as(buf)
     loaded = load_image(buf.getvalue())
     assert np.abs(loaded.rgb.astype(int) - rgb.astype(int)).max() <= 2
+
+
+# --- implausible DICOM values and the per-call pixel limit -------------------------------------------
+@pytest.mark.parametrize("kwargs, words", [
+    ({"spacing": (0, -1)}, "PixelSpacing (0\\-1) is not two positive numbers"),
+    ({"slope": 1e308}, "Rescale Slope/Intercept (1e+308, 0) are implausible"),
+    ({"slope": 0}, "Rescale Slope/Intercept (0, 0) are implausible"),
+    ({"bits": 16, "slope": 1e308, "window": (100, 50)}, "Rescale Slope/Intercept (1e+308, 0) are implausible"),
+    ({"window": (100, -5)}, "Window Center/Width (100, -5) are implausible"),
+])
+def test_implausible_dicom_values_warn_and_keep_the_image(kwargs: dict, words: str) -> None:
+    """Bad header values are named in a warning; the image is neither blanked nor refused."""
+    img = speckle()
+    loaded = load_image(make_dicom(img, **kwargs))
+    assert any(words in w for w in loaded.warnings), loaded.warnings
+    assert not any("mostly blank" in w for w in loaded.warnings)
+    assert int(loaded.pixels.max()) > int(loaded.pixels.min())
+    if "spacing" in kwargs:
+        assert loaded.pixel_spacing_mm is None
+        assert np.array_equal(loaded.pixels, load_image(make_dicom(img)).pixels)
+
+
+def test_plausible_dicom_values_give_no_value_warning() -> None:
+    loaded = load_image(make_dicom(speckle(), slope=2, intercept=-10, spacing=(0.1, 0.2)))
+    assert not any("DICOM" in w for w in loaded.warnings)
+
+
+def test_max_pixels_lowers_the_limit_for_one_call() -> None:
+    data = encode(speckle(), "PNG")
+    h, w = load_image(data).shape
+    with pytest.raises(ImageTooLargeError, match="too large"):
+        load_image(data, name="x.png", max_pixels=h * w - 1)
+    assert load_image(data, max_pixels=h * w).shape == (h, w)
+    assert load_image(data).shape == (h, w)  # the lower limit does not stay

@@ -16,6 +16,7 @@ from pipeline.cli.predict import run
 from pipeline.config import model_path
 from pipeline.imageio import load_image
 from pipeline.inference.predictor import Predictor
+from pipeline.inference.report import answer_of
 
 MODELS = paths.models_dir()
 
@@ -62,7 +63,8 @@ def test_corpus_through_cli(tmp_path, predictor):
             assert "label" in record, (name, record)
         for word in EXPECTED_KEYWORDS.get(name, ()):
             assert word.lower() in text.lower(), (name, word, text)
-    assert records[-1]["label"] in ("benign", "malignant", "normal")
+    assert records[-1]["status"] in ("ok", "refused")  # a generated frame: the scope gate may refuse it
+    assert answer_of(records[-1])["label"] in ("benign", "malignant", "normal")
 
 
 @pytest.mark.parametrize("variant", ["8bit-mono2", "16bit-mono2", "8bit-mono1", "no-spacing"])

@@ -156,7 +156,7 @@ def test_missing_and_corrupt_models_explain_how_to_restore(tmp_path):
         Predictor(tmp_path)
     for name in ("unet.keras", "classifier_baseline.keras", "classifier_refined.keras"):
         (tmp_path / name).write_bytes(b"PK\x03\x04 corrupt")
-    with pytest.raises(ModelLoadError, match="cannot be loaded"):
+    with pytest.raises(ModelLoadError, match="unet.keras is truncated or corrupt.*git checkout -- models/"):
         Predictor(tmp_path)
 
 

@@ -92,8 +92,24 @@ def test_record_carries_the_scope_fields():
     assert _prediction().to_record()["in_scope"] is None
     ok = _prediction(in_scope=True, scope_score=0.4).to_record()
     assert ok["in_scope"] is True and ok["scope_score"] == 0.4 and "scope_reason" not in ok
+    assert ok["status"] == "ok" and ok["label"] == "benign" and "research_only" not in ok
     out = _prediction(in_scope=False, scope_score=3.0, scope_reason="colour picture").to_record()
-    assert out["in_scope"] is False and out["scope_reason"] == "colour picture" and out["label"] == "benign"
+    assert out["in_scope"] is False and out["scope_reason"] == "colour picture"
+
+
+def test_a_refused_record_has_no_label_at_the_top_level():
+    """A client reading ``label`` must never take a refused image's research answer for a diagnosis."""
+    plain = _prediction(in_scope=True, scope_score=0.4).to_record()
+    out = _prediction(in_scope=False, scope_score=3.0, scope_reason="colour picture").to_record()
+    assert out["status"] == "refused"
+    assert out["label"] is None and out["confidence"] is None
+    assert out["probabilities"] is None and out["baseline"] is None
+    research = out["research_only"]
+    assert {k: research[k] for k in ("label", "confidence", "probabilities", "baseline")} == \
+        {k: plain[k] for k in ("label", "confidence", "probabilities", "baseline")}
+    assert "not meaningful" in research["note"]
+    same = {k for k in plain if k not in ("status", "label", "confidence", "probabilities", "baseline")}
+    assert {k: out[k] for k in same - {"in_scope", "scope_score"}} == {k: plain[k] for k in same - {"in_scope", "scope_score"}}
 
 
 def test_report_says_it_in_a_sentence():
@@ -103,6 +119,7 @@ def test_report_says_it_in_a_sentence():
     assert report["scope"]["in_scope"] is False and report["scope"]["analysed_anyway"] is True
     assert report["scope"]["statement"].startswith(NOT_ULTRASOUND + ": colour picture")
     assert report["prediction"]["in_scope"] is False
+    assert report["status"] == "refused" and report["prediction"]["label"] is None
     json.dumps(report, allow_nan=False)
 
 
@@ -159,8 +176,9 @@ def test_cli_and_dashboard_give_the_same_scope_answer_for_a_colour_picture(predi
     record = json.loads(out.getvalue())
     dash = diagnosis.analyse_upload(predictor, path.read_bytes(), "photo.png").prediction.to_record()
     assert record["in_scope"] is False and "colour" in record["scope_reason"]
-    assert {k: record[k] for k in ("in_scope", "scope_score", "scope_reason", "label")} == \
-        {k: dash[k] for k in ("in_scope", "scope_score", "scope_reason", "label")}
+    assert record["status"] == "refused" and record["label"] is None
+    assert {k: record[k] for k in ("status", "in_scope", "scope_score", "scope_reason", "research_only")} == \
+        {k: dash[k] for k in ("status", "in_scope", "scope_score", "scope_reason", "research_only")}
 
 
 def test_predict_keeps_the_classifier_probabilities(predictor, busi_dir):
@@ -209,8 +227,9 @@ def test_cli_writes_an_out_of_scope_record_and_keeps_the_exit_code(predictor, tm
     code = run([str(tmp_path / "page.png"), str(busi_dir / first)], tmp_path / "out", predictor, stream)
     assert code == 0
     refused, scan = (json.loads(line) for line in stream.getvalue().splitlines())
-    assert refused["in_scope"] is False and refused["scope_reason"] and refused["label"]
-    assert scan["in_scope"] is True and "scope_reason" not in scan
+    assert refused["in_scope"] is False and refused["scope_reason"] and refused["status"] == "refused"
+    assert refused["label"] is None and refused["research_only"]["label"] in predictor.classes
+    assert scan["in_scope"] is True and "scope_reason" not in scan and scan["status"] == "ok" and scan["label"]
 
 
 def test_missing_gate_files_leave_predictions_working(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ RESTORE_HINT = (
     "`python -m pipeline train seg` and `python -m pipeline train cls --input raw|refined`."
 )
 ALL_MODELS = ("seg", "raw", "refined")
+RESEARCH_ONLY_NOTE = ("the image was refused as out of scope (not a breast-ultrasound frame); this answer was "
+                      "computed anyway for research only and is not meaningful")
 BATCH = 16
 
 
@@ -64,21 +67,35 @@ class Prediction:
         """True when baseline and refined models give the same label."""
         return self.label == self.baseline_label
 
+    @property
+    def refused(self) -> bool:
+        """True when the scope gate judged the image out of scope: the labels are then for research only."""
+        return self.in_scope is False
+
     def to_record(self) -> dict:
-        """The one JSON-ready record of a prediction (CLI lines, the report's prediction, the HTTP API)."""
-        record = {
+        """The one JSON-ready record of a prediction (CLI lines, the report's prediction, the HTTP API).
+
+        ``status`` is "ok", or "refused" for an image the scope gate judged out of scope: ``label``,
+        ``confidence``, ``probabilities`` and ``baseline`` are then null and the answer computed anyway is
+        under ``research_only`` (with a ``note`` saying it is not meaningful), so a client reading ``label``
+        never takes a refused image's label for an answer.
+        """
+        answer = {
             "label": self.label,
             "confidence": float(self.confidence),
             "probabilities": {c: float(v) for c, v in self.probabilities.items()},
             "baseline": {"label": self.baseline_label,
                          "probabilities": {c: float(v) for c, v in self.baseline_probabilities.items()}},
-            "models_agree": self.models_agree,
-            "lesion_fraction": float(self.lesion_fraction),
         }
+        record = {"status": "refused" if self.refused else "ok",
+                  **({k: None for k in answer} if self.refused else answer),
+                  "models_agree": self.models_agree,
+                  "lesion_fraction": float(self.lesion_fraction)}
         record["in_scope"] = self.in_scope
         record["scope_score"] = None if self.scope_score is None else round(float(self.scope_score), 4)
-        if self.in_scope is False:
+        if self.refused:
             record["scope_reason"] = self.scope_reason
+            record["research_only"] = {**answer, "note": RESEARCH_ONLY_NOTE}
         if self.scope_warnings:
             record["scope_warnings"] = list(self.scope_warnings)
         return record
@@ -101,6 +118,9 @@ def load_keras_model(path: Path):
 
     if not path.is_file():
         raise ModelLoadError(f"model file missing: {path}. {RESTORE_HINT}")
+    if not zipfile.is_zipfile(path):  # Keras itself says "File not found" for a truncated archive
+        raise ModelLoadError(f"model file {path} is truncated or corrupt ({path.stat().st_size:,} bytes, not a complete "
+                             f".keras zip archive). {RESTORE_HINT}")
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True, custom_objects=CUSTOM_OBJECTS)
     except Exception as exc:

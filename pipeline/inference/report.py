@@ -14,7 +14,8 @@ DISCLAIMER = (
     "Research tool, not a medical device. Predictions are not a diagnosis and must not "
     "guide clinical decisions."
 )
-REPORT_VERSION = 3  # 2: the prediction section is the shared prediction record; 3: adds "scope"
+REPORT_VERSION = 4  # 2: the prediction section is the shared prediction record; 3: adds "scope";
+# 4: a refused image's record has "status": "refused", null labels and the answer under "research_only"
 NOT_ULTRASOUND = "This does not look like a breast ultrasound image"
 
 
@@ -31,6 +32,13 @@ def scope_statement(prediction: dict, analysed_anyway: bool | None = None) -> st
     tail = (" It was analysed anyway at the user's request: the label is not meaningful."
             if analysed_anyway else " The label was computed for research only and is not meaningful.")
     return f"{NOT_ULTRASOUND}: {reason}{score_text}.{tail}"
+
+
+def answer_of(prediction: dict) -> dict:
+    """The label, confidence, probabilities and baseline of a prediction record: its own, or for a refused
+    image the research-only answer (``research_only``), which is not meaningful."""
+    refused = prediction.get("status") == "refused"
+    return prediction["research_only"] if refused and prediction.get("research_only") else prediction
 
 
 def json_safe(value: Any) -> Any:
@@ -71,7 +79,8 @@ def build_report(*, file_name: str | None, source: str, image_shape: tuple[int, 
     ``prediction`` is ``Prediction.to_record()``: the same record the CLI and the HTTP API give.
     ``analysed_anyway``: the user chose to see the result of an image the scope gate refused.
     """
-    label, baseline_label = prediction["label"], prediction["baseline"]["label"]
+    answer = answer_of(prediction)  # ground truth is compared with the research-only answer of a refused image
+    label, baseline_label = answer["label"], answer["baseline"]["label"]
     report = {
         "report_version": REPORT_VERSION,
         "disclaimer": disclaimer,
@@ -79,6 +88,7 @@ def build_report(*, file_name: str | None, source: str, image_shape: tuple[int, 
         "input": {"file_name": file_name, "source": source,
                   "height": int(image_shape[0]), "width": int(image_shape[1]), "warnings": list(warnings)},
         "prediction": prediction,
+        "status": prediction.get("status", "ok"),
         "scope": {"in_scope": prediction.get("in_scope"), "score": prediction.get("scope_score"),
                   "reason": prediction.get("scope_reason"), "analysed_anyway": analysed_anyway,
                   "statement": scope_statement(prediction, analysed_anyway)},
