@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "pipeline.cli.clinics",
     "pipeline.cli.scope",
     "pipeline.cli.serve",
+    "pipeline.cli.idc",
 ]
 
 
