@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "pipeline.cli.scope",
     "pipeline.cli.serve",
     "pipeline.cli.idc",
+    "pipeline.cli.shift",
 ]
 
 

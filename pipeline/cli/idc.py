@@ -27,8 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                           "baseline beside it: models/idc/metrics.json")
     for q in (s, tr, ev):
         q.add_argument("--idc", help="IDC pack folder (default: $IDC_DIR, else data/IDC)")
-    for q in (tr, ev):
+    ev.add_argument("--note", help="what changed since the last evaluation (kept with this test reading)")
+    ch = isub.add_parser("choose", help="compare candidate IDC models (models folders) on the validation patients only")
+    ch.add_argument("candidates", nargs="+", help="models folders, each holding idc/idc_classifier.{keras,json}")
+    ch.add_argument("--out", default=str(paths.MODELS_DIR / "experiments" / "idc_candidates.json"))
+    for q in (tr, ev, ch):
         q.add_argument("--models-dir", default=str(paths.models_dir()))
+    ch.add_argument("--idc", help="IDC pack folder (default: $IDC_DIR, else data/IDC)")
+    ch.set_defaults(func=_choose)
     s.set_defaults(func=_summary)
     tr.set_defaults(func=_train)
     ev.set_defaults(func=_evaluate)
@@ -51,8 +57,18 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
+    from pipeline.config import idc_dir_in
+    from pipeline.training.idc_card import write_idc_card
     from pipeline.training.idc_evaluate import evaluate_idc
 
-    metrics = evaluate_idc(args.idc, models_dir=args.models_dir)
+    metrics = evaluate_idc(args.idc, models_dir=args.models_dir, note=args.note)
+    print(f"wrote {write_idc_card(idc_dir_in(args.models_dir))}")
     print(json.dumps({k: metrics["test"][k]["summary"] for k in ("network", "features")}, indent=2))
+    return 0
+
+
+def _choose(args) -> int:
+    from pipeline.training.idc import compare_candidates
+
+    print(json.dumps(compare_candidates(args.candidates, args.idc, out=args.out), indent=2))
     return 0

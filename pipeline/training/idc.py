@@ -108,3 +108,19 @@ def train_idc(root: str | Path | None = None, *, models_dir: str | Path | None =
     config.save(out_dir / IDC_CONFIG_FILE)
     log(f"kept epoch {state['best_epoch']}: wrote {out_dir / IDC_MODEL_FILE}")
     return out_dir / IDC_MODEL_FILE
+
+
+def compare_candidates(folders: list[str | Path], root: str | Path | None = None, out: str | Path | None = None) -> dict:
+    """Validation ROC-AUC and log-loss (single view) of several candidate models; the test patients are not read."""
+    val = load_idc(root).subset("val")
+    rows = {}
+    for folder in folders:
+        predictor = IdcPredictor(folder)
+        rows[str(folder)] = {**val_scores(predictor, val), "network_size": predictor.config.network_size,
+                             "best_epoch": predictor.config.best_epoch, "seed": predictor.config.seed}
+    result = {"subset": "val", "patients": int(len(np.unique(val.patients))), "patches": len(val),
+              "candidates": rows, "best_by_auc": max(rows, key=lambda k: rows[k]["auc"])}
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    return result
