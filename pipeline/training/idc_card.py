@@ -56,6 +56,7 @@ def write_idc_card(folder: str | Path) -> Path:
         "## How the numbers were obtained",
         m["how"],
         "",
+        *([f"This reading: {m['note']}.", ""] if m.get("note") else []),
         f"Chosen on validation: 8-view averaging {'on' if c['tta'] else 'off'} (val log-loss "
         f"{c['val_log_loss']['single view']:.3f} single view, {c['val_log_loss']['8 views']:.3f} with 8 views, "
         "which would cost 8 passes per patch), "
