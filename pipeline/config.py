@@ -75,3 +75,51 @@ def model_path(name: str, models_dir: str | Path = MODELS_DIR) -> Path:
 def config_path(name: str, models_dir: str | Path = MODELS_DIR) -> Path:
     """Path of the JSON config saved beside model ``name``."""
     return model_path(name, models_dir).with_suffix(".json")
+
+
+IDC_SUBDIR = "idc"  # models/idc/: the histopathology model set
+IDC_MODEL_FILE = "idc_classifier.keras"
+IDC_CONFIG_FILE = "idc_classifier.json"
+IDC_METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class IdcConfig:
+    """The IDC patch classifier: what it expects, its test-time settings (chosen on val) and its training."""
+
+    patch_size: int = 50  # input side in pixels (the pack's patches); the network up-samples inside
+    network_size: int = 96  # side the backbone sees
+    classes: tuple[str, ...] = ("non-IDC", "IDC")
+    backbone: str = "lite2"
+    initialisation: str = "random"
+    temperature: float = 1.0  # softmax temperature (chosen on val)
+    threshold: float = 0.5  # a patch is called IDC when its calibrated IDC probability reaches this (chosen on val)
+    tta: bool = False  # average over the 8 flips / 90-degree rotations (chosen on val)
+    patient_rule: dict = field(default_factory=lambda: {"kind": "share", "cut": 0.5})  # chosen on val patients
+    seed: int = 1234
+    epochs: int = 12
+    batch_size: int = 32
+    learning_rate: float = 3e-4
+    trained_epochs: int = 0
+    best_epoch: int = 0
+    notes: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as JSON."""
+        path = Path(path)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> IdcConfig:
+        """Read a config written by :meth:`save` (unknown keys are ignored)."""
+        data = json.loads(Path(path).read_text())
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "classes" in known:
+            known["classes"] = tuple(known["classes"])
+        return cls(**known)
+
+
+def idc_dir_in(models_dir: str | Path = MODELS_DIR) -> Path:
+    """Folder of the IDC model set inside a models folder."""
+    return Path(models_dir) / IDC_SUBDIR

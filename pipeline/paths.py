@@ -54,6 +54,23 @@ def busbra_available(root: str | os.PathLike | None = None) -> bool:
     return (path / "bus_data.csv").is_file() and (path / "Images").is_dir() and (path / "Masks").is_dir()
 
 
+DEFAULT_IDC_DIR = DATA_DIR / "IDC"
+IDC_PACK_FILE = "idc_pack.npz"
+
+
+def idc_dir(cli_value: str | os.PathLike | None = None) -> Path:
+    """Resolve the IDC histopathology pack folder: ``--idc`` option, else ``IDC_DIR``, else ``data/IDC``."""
+    if cli_value:
+        return Path(cli_value).expanduser()
+    env = os.environ.get("IDC_DIR")
+    return Path(env).expanduser() if env else DEFAULT_IDC_DIR
+
+
+def idc_available(root: str | os.PathLike | None = None) -> bool:
+    """True when the resolved IDC folder holds ``idc_pack.npz``."""
+    return (idc_dir(root) / IDC_PACK_FILE).is_file()
+
+
 def models_dir() -> Path:
     """Folder of the trained models: ``BUSI_MODELS_DIR`` when set, else ``models/``."""
     env = os.environ.get("BUSI_MODELS_DIR")

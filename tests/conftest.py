@@ -32,6 +32,15 @@ def busbra_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def idc_dir() -> Path:
+    """The real IDC pack folder from IDC_DIR; tests using it skip with a reason when it is absent."""
+    value = os.environ.get("IDC_DIR")
+    if not value or not (Path(value) / "idc_pack.npz").is_file():
+        pytest.skip("IDC_DIR is not set to the IDC pack folder (with idc_pack.npz)")
+    return Path(value)
+
+
+@pytest.fixture(scope="session")
 def chromium() -> str:
     """Path of a Chromium for the real-browser tests; they skip with a reason without one (``make browser``)."""
     from bench.browser import find_chromium

@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "pipeline.cli.clinics",
     "pipeline.cli.scope",
     "pipeline.cli.serve",
+    "pipeline.cli.idc",
+    "pipeline.cli.shift",
 ]
 
 

@@ -154,3 +154,16 @@ def build_classifier(backbone: str = "lite2", size: int = 224, weights: str | No
     x = layers.Dropout(dropout, name="head_dropout")(base.output)
     out = layers.Dense(n_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(base.input, out, name=f"classifier_{backbone}"), init
+
+
+def build_idc_classifier(network_size: int = 96, patch_size: int = 50, weights: str | None = "imagenet",
+                         dropout: float = 0.3) -> tuple[keras.Model, str]:
+    """IDC patch classifier: (patch, patch, 3) RGB in 0-255 -> (non-IDC, IDC) probabilities.
+
+    The patch is up-sampled inside the network (bilinear) to ``network_size``: at 50 px an EfficientNet's last
+    feature map would be 2x2. The backbone is EfficientNet-Lite2 with converted ImageNet weights.
+    """
+    clf, init = build_classifier("lite2", network_size, weights, n_classes=2, dropout=dropout)
+    inp = keras.Input((patch_size, patch_size, 3), name="patch")
+    x = layers.Resizing(network_size, network_size, interpolation="bilinear", name="upsample")(inp)
+    return keras.Model(inp, clf(x), name="idc_classifier"), init
