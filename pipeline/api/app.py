@@ -51,6 +51,8 @@ classification (baseline on the whole frame, refined on the lesion-centred crop)
 * `GET /health`: 200 once the models are loaded, 503 with a reason while loading or when they cannot load.
 * `GET /version`: the model bundle manifest (each model's input/output contract), the package version
   and the test-split metrics.
+* `POST /predict/idc`: one H&E histopathology patch or tile (field `file`): IDC heat map over 50 px cells and
+  the share of IDC cells; same error rules.
 * `POST /predict`: one image as the multipart field `file`. {describe_supported()}
   The format is decided by the content, not the file name. Add `?mask=true` for the predicted mask as a
   base64 PNG (0 = background, 255 = lesion). Uploads are limited to {MAX_UPLOAD_MB} MiB.
@@ -298,11 +300,13 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 # --- the application ---------------------------------------------------------------------------------
 def create_app(models_dir: str | Path | None = None, predictor_factory: PredictorFactory | None = None,
-               max_upload_bytes: int = MAX_UPLOAD_BYTES, warmup: bool = True) -> FastAPI:
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, warmup: bool = True,
+               idc_predictor_factory: PredictorFactory | None = None) -> FastAPI:
     """The FastAPI app. ``models_dir``: default ``$BUSI_MODELS_DIR``, else ``models/``.
 
     ``predictor_factory(models_dir)`` returns the Predictor (default: the real one); it runs once, in a
-    background thread started at startup. ``max_upload_bytes`` caps the request body (413 above it).
+    background thread started at startup (the IDC model, ``idc_predictor_factory``, in another).
+    ``max_upload_bytes`` caps the request body (413 above it).
     """
     models_dir = Path(models_dir) if models_dir else paths.models_dir()
     state = ModelState(models_dir, predictor_factory or default_predictor_factory, warmup=warmup)
@@ -311,15 +315,20 @@ def create_app(models_dir: str | Path | None = None, predictor_factory: Predicto
     except BusiError as exc:
         manifest, manifest_error = None, str(exc)
     summary = metrics_summary(models_dir)
+    from pipeline.api import idc as idc_api  # --- IDC histopathology model set (issue 23) ---
+    idc_state = idc_api.model_state(models_dir, idc_predictor_factory or idc_api.idc_factory, warmup=warmup)
+    idc_version = idc_api.version_entry(models_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         state.start()
+        idc_state.start()  # IDC
         yield
 
     app = FastAPI(title="BUSI breast-ultrasound CAD API", version=pipeline.__version__, description=DESCRIPTION,
                   lifespan=lifespan, default_response_class=JSON)
     app.state.models = state
+    app.state.idc_models = idc_state  # IDC
     app.state.max_upload_bytes = max_upload_bytes
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_upload_bytes)
 
@@ -341,6 +350,7 @@ def create_app(models_dir: str | Path | None = None, predictor_factory: Predicto
              responses={503: {"description": "loading, or the models cannot be loaded (see `reason`)"}})
     def health() -> JSON:
         status, body = state.health()
+        body["idc"] = idc_api.health_entry(idc_state)  # IDC
         return JSON(body, status_code=status)
 
     @app.get("/version", summary="Model bundle manifest, package version and test metrics",
@@ -349,7 +359,8 @@ def create_app(models_dir: str | Path | None = None, predictor_factory: Predicto
         if manifest is None:
             return error(503, manifest_error or "no model bundle manifest",
                          package_version=pipeline.__version__)
-        return JSON({**manifest, "package_version": pipeline.__version__, "metrics": summary})
+        return JSON({**manifest, "package_version": pipeline.__version__, "metrics": summary,
+                     "idc": idc_version})  # IDC
 
     @app.post("/predict", summary="Segment and classify one ultrasound image", responses={
         200: {"description": "the prediction record (as `python -m pipeline predict` prints it), measurements, "
@@ -378,6 +389,7 @@ def create_app(models_dir: str | Path | None = None, predictor_factory: Predicto
             return error(500, f"internal error: prediction failed ({type(exc).__name__}: {exc})", image=name)
         return JSON(record)
 
+    idc_api.add_route(app, idc_state)  # IDC: POST /predict/idc
     return app
 
 
