@@ -11,7 +11,6 @@ The IDC model loads in its own background thread (``ModelState``), so the ultras
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from fastapi import FastAPI, File, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from pipeline.api.app import JSON, ModelState, error, image_error_status, upload_name
-from pipeline.config import IDC_CONFIG_FILE, IDC_METRICS_FILE, idc_dir_in
+from pipeline.config import IDC_CONFIG_FILE, idc_dir_in
 from pipeline.errors import BusiError, ImageLoadError
 from pipeline.imageio import load_image
 
@@ -49,20 +48,14 @@ def health_entry(state: ModelState) -> dict:
     return out
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def version_entry(models_dir: Path) -> dict:
     """The IDC part of ``/version``: the model's config (input, threshold, views, patient rule) and the
     test numbers of ``models/idc/metrics.json`` as written by the evaluation (None when absent)."""
-    folder = idc_dir_in(models_dir)
-    config = _read_json(folder / IDC_CONFIG_FILE)
-    metrics = _read_json(folder / IDC_METRICS_FILE)
+    from pipeline.views.histopathology import read_metrics
+    from pipeline.views.results import _optional_json
+
+    config = _optional_json(idc_dir_in(models_dir) / IDC_CONFIG_FILE)
+    metrics = read_metrics(models_dir)
     return {"model": "models/idc/idc_classifier.keras", "present": config is not None,
             "config": config, "metrics": None if metrics is None else {"test": metrics.get("test"),
                                                                        "how": metrics.get("how")}}
