@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline.imageio import LoadedImage
 from pipeline.inference.gradcam import colourise
-from pipeline.inference.idc import IdcPredictor, TileResult
+from pipeline.inference.idc import IdcPredictor, TileResult, tile_grid
 from pipeline.inference.modality import Modality, classify, idc_refusal, idc_warnings
 
 # The loader's warnings written for ultrasound frames (size against the ultrasound models' input, blank frames,
@@ -51,6 +51,7 @@ class IdcAnswer:
 def analyse(predictor: IdcPredictor, image: LoadedImage, name: str | None = None, tta: bool | None = None) -> IdcAnswer:
     """Check the modality, then (unless refused) the tile heat map; ImageLoadError for a tile of the wrong size."""
     t0 = time.perf_counter()
+    tile_grid(image.height, image.width, predictor.config.patch_size)  # a tile of the wrong size: an error first
     modality = classify(image.rgb)
     refusal = idc_refusal(modality)
     result = None if refusal else predictor.tile(image.rgb, tta=tta)
