@@ -93,7 +93,7 @@ def test_every_cell_gets_its_own_probability(keras_predictor):
 def test_tflite_runtime_matches_keras(known_idc_models, keras_predictor, tflite_predictor):
     assert tflite_predictor.runtime == "tflite"
     rng = np.random.default_rng(3)
-    for n in (1, 7, 33, 70):  # padded to batches of 1, 8 and 32
+    for n in (1, 7, 33, 70):  # chunks of 8, the last one padded
         x = rng.integers(0, 256, (n, 50, 50, 3), dtype=np.uint8)
         np.testing.assert_allclose(tflite_predictor.probabilities(x), keras_predictor.probabilities(x), atol=1e-5)
 
