@@ -111,8 +111,9 @@ def test_page_reads_the_metrics_file(known_idc_models, tmp_path, monkeypatch):
     frames = [d.value for d in at.dataframe]
     comparison = frames[0]
     assert "Cruz-Roa et al. 2014 (CNN)" in comparison.index
-    assert comparison.loc["This model (network), pack test patches", "IDC F1"] == pytest.approx(0.7901)
-    assert comparison.loc["Feature baseline (this project), pack test patches", "AUC"] == pytest.approx(0.89)
+    assert comparison.loc["This model (network), pack test patches", "IDC F1"] == "0.790"
+    assert comparison.loc["Feature baseline (this project), pack test patches", "AUC"] == "0.890"
+    assert comparison.loc["Janowczyk & Madabhushi 2016 (AlexNet)", "AUC"] == "—"
     assert "scored once on the 49 test patients" in _text(at) and "not measured on the same set" in _text(at)
 
 

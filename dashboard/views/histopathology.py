@@ -106,12 +106,12 @@ metrics = hist.read_metrics(paths.models_dir())
 if metrics is None:
     st.info(f"No evaluation yet: `{hist.metrics_path(paths.models_dir())}` is absent. The IDC evaluation writes it "
             "(test once, on the 49 test patients).", icon=":material/analytics:")
-st.dataframe(hist.comparison_table(metrics).style.format(precision=3, na_rep="—"), width="stretch")
+st.dataframe(hist.formatted(hist.comparison_table(metrics)), width="stretch")
 st.caption(hist.PUBLISHED_CAVEAT)
 for subset, title in (("test", "Test patients (all figures in the file)"), ("val", "Validation patients")):
     figures = hist.metrics_table(metrics, subset)
     if not figures.empty:
         st.subheader(title)
-        st.dataframe(figures.style.format(precision=3, na_rep="—"), width="stretch")
+        st.dataframe(hist.formatted(figures), width="stretch")
 for line in hist.how_lines(metrics):
     st.caption(line)

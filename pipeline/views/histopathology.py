@@ -71,7 +71,12 @@ def comparison_table(metrics: dict | None) -> pd.DataFrame:
     for model, figures in ours.iterrows():
         rows.append({"source": f"{model}, pack test patches",
                      **{k: _number(figures.get(k)) for k in ("balanced_accuracy", "f1_idc", "auc")}})
-    return pd.DataFrame(rows).set_index("source").rename(columns=METRIC_TITLES)
+    return pd.DataFrame(rows).set_index("source").astype(float).rename(columns=METRIC_TITLES)
+
+
+def formatted(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Figures as text with ``digits`` decimals, "—" where absent (tables show what was published, no more)."""
+    return df.map(lambda v: "—" if _number(v) is None else f"{float(v):.{digits}f}")
 
 
 def how_lines(metrics: dict | None) -> list[str]:
