@@ -21,7 +21,7 @@ from pipeline.inference.modality import (
     idc_warnings,
     ultrasound_redirect,
 )
-from pipeline.inference.scope import ScopeGate, generated_corpus
+from pipeline.inference.scope import ScopeGate, non_ultrasound_corpus
 from pipeline.paths import MODELS_DIR
 
 SAMPLE = 60  # frames per ultrasound dataset in the fast tier (every frame: test_modality_full.py)
@@ -65,9 +65,10 @@ def test_ultrasound_frame_is_refused_on_the_idc_path_with_the_way_to_the_diagnos
     assert reason and "ultrasound" in reason and "Diagnose page" in reason and "POST /predict" in reason
 
 
-def test_no_generated_non_ultrasound_picture_is_called_histopathology():
-    kinds = _kinds(a for _, a in generated_corpus())
-    assert kinds[HISTOPATHOLOGY] == 0
+def test_no_picture_of_the_scope_gates_non_ultrasound_corpus_is_called_histopathology():
+    corpus = non_ultrasound_corpus()  # generated pictures + the sample images installed packages ship
+    assert len(corpus) > 80
+    assert _kinds(a for _, a in corpus)[HISTOPATHOLOGY] == 0
 
 
 # --- generated edge cases ----------------------------------------------------------------------------------
