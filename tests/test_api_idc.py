@@ -175,7 +175,7 @@ def test_he_patch_on_the_ultrasound_endpoint_points_to_the_idc_one(idc_test_pack
 
 @pytest.mark.full
 def test_real_server_answers_predict_idc(tmp_path, known_idc_models):
-    from bench.browser import free_port
+    from bench.browser import free_port, stop
 
     port = free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(PROJECT_ROOT)}
@@ -200,9 +200,4 @@ def test_real_server_answers_predict_idc(tmp_path, known_idc_models):
         assert r.status_code == 200, r.text
         assert r.json()["idc_probability"] == pytest.approx(expected_probability(patch), abs=1e-4)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc, grace_s=20)

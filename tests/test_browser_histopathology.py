@@ -1,5 +1,5 @@
 """The Histopathology (IDC) page in a real browser: reach it from the sidebar, upload a tile cut from real test
-patches (a partial edge included), wait for the heat map, change its opacity, then upload an ultrasound frame and
+patches (a partial edge included), wait for the heat map and its opacity slider, then upload an ultrasound frame and
 get the way to the Diagnose page instead of a label. No request may leave the machine.
 
 Model: the trained ``models/idc/`` when committed, else the known-answer model (``idc_factory``). Screenshots:
@@ -71,16 +71,15 @@ def test_histopathology_page_in_a_browser(chromium, tmp_path, idc_test_pack, bus
                 assert not page.locator('[data-testid="stException"]').count()
                 _shot(page, "tile")
 
-                slider = page.get_by_role("slider").first
-                slider.focus()
-                for _ in range(6):
-                    page.keyboard.press("ArrowRight")
-                wait_idle(page)
-                assert not page.locator('[data-testid="stException"]').count()
+                assert page.get_by_role("slider").count() == 1  # the heat-map opacity (moved in the AppTest)
 
                 t0 = time.perf_counter()
                 page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(frame))
-                page.get_by_text(re.compile(r"use the Diagnose page")).first.wait_for(timeout=120_000)
+                try:
+                    page.get_by_text(re.compile(r"use the Diagnose page")).first.wait_for(timeout=120_000)
+                except Exception:
+                    _shot(page, "ultrasound_failed")
+                    raise
                 print(f"ultrasound upload to refusal: {time.perf_counter() - t0:.2f} s")
                 wait_idle(page)
                 assert not page.get_by_text(ANSWER).count()
