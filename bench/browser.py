@@ -80,14 +80,19 @@ def streamlit_server(env: dict | None = None, log_path: Path | None = None) -> I
     try:
         yield f"http://127.0.0.1:{port}", proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
         if log_path:
             log.close()
+
+
+def stop(proc: subprocess.Popen, grace_s: float = 15) -> None:
+    """Terminate a server process started by a test; killed when it does not stop within ``grace_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def synthetic_ultrasound(seed: int = 0, shape: tuple[int, int] = (420, 560)) -> np.ndarray:

@@ -22,6 +22,7 @@ pages = [
     st.Page("views/diagnose.py", title="Diagnose", icon=":material/stethoscope:", default=True),
     st.Page("views/dataset.py", title="Dataset", icon=":material/photo_library:"),
     st.Page("views/models.py", title="Models", icon=":material/analytics:"),
+    st.Page("views/histopathology.py", title="Histopathology (IDC)", icon=":material/biotech:"),
 ]
 if (HERE / "views" / "clinics.py").is_file():  # owned by the clinics work; shown once it exists
     pages.append(st.Page("views/clinics.py", title="Clinics", icon=":material/local_hospital:"))

@@ -76,3 +76,19 @@ def tiny_dataset(tmp_path: Path) -> Path:
     extra[40:50, 50:70] = 255
     write_png(root / "benign" / "benign (1)_mask_1.png", extra)
     return root
+
+
+@pytest.fixture(scope="session")
+def idc_test_pack(idc_dir):
+    """The real pack's test patients (decoded once per session)."""
+    from pipeline.data.idc import load_idc
+
+    return load_idc(idc_dir).subset("test")
+
+
+@pytest.fixture(scope="session")
+def known_idc_models(tmp_path_factory) -> Path:
+    """A models folder whose ``idc/`` holds the known-answer IDC model (see ``idc_factory``), saved like the real one."""
+    from idc_factory import save_known_answer_model
+
+    return save_known_answer_model(tmp_path_factory.mktemp("idc_models"))

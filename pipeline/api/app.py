@@ -38,6 +38,7 @@ from starlette.requests import Request
 
 import pipeline
 from pipeline import paths
+from pipeline.api import idc as idc_api
 from pipeline.api.guards import API_KEY_HEADER, BodyGuard, Busy, WorkGate, key_matches
 from pipeline.api.model_sets import ModelSet, ModelState, PredictorFactory, health_of, metrics_summary, version_of
 from pipeline.api.observe import ApiMetrics, ObserveMiddleware
@@ -50,6 +51,7 @@ from pipeline.imageio import LoadedImage, describe_supported
 
 log = logging.getLogger("pipeline.api")
 ULTRASOUND = "ultrasound"  # the model set behind /predict
+IDC = "idc"  # the histopathology model set behind /predict/idc
 RecordFn = Callable[..., dict]  # (predictor, loaded image, name, **options) -> the record
 
 
@@ -65,6 +67,9 @@ classification (baseline on the whole frame, refined on the lesion-centred crop)
 * `GET /health`: 200 once the models are loaded, 503 with a reason while loading or when they cannot load.
 * `GET /version`: the model bundle manifest (each model's input/output contract), the package version
   and the test-split metrics.
+* `POST /predict/idc`: one H&E histopathology patch or tile (field `file`): IDC heat map over 50 px cells and
+  the share of IDC cells; a picture that is not H&E answers `"status": "refused"` with `label` null; same limits
+  and errors.
 * `POST /predict`: one image as the multipart field `file`. {describe_supported(settings.max_pixels)}
   The format is decided by the content, not the file name. Add `?mask=true` for the predicted mask as a
   base64 PNG (0 = background, 255 = lesion). An image the scope gate judges not a breast-ultrasound frame
@@ -130,11 +135,12 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
 
 def create_app(models_dir: str | Path | None = None, predictor_factory: PredictorFactory | None = None,
                max_upload_bytes: int | None = None, warmup: bool = True,
-               settings: ApiSettings | None = None) -> FastAPI:
+               settings: ApiSettings | None = None, idc_predictor_factory: PredictorFactory | None = None) -> FastAPI:
     """The FastAPI app. ``models_dir``: default ``$BUSI_MODELS_DIR``, else ``models/``.
 
     ``predictor_factory(models_dir)`` returns the Predictor (default: the real one); it runs once, in a
-    background thread started at startup. ``settings``: limits, CORS origins and API key (default: from the
+    background thread started at startup (the IDC model, ``idc_predictor_factory``, in another). ``settings``:
+    limits, CORS origins and API key (default: from the
     ``BUSI_API_*`` environment, see ``pipeline.api.settings``); ``max_upload_bytes`` overrides its upload limit.
     """
     settings = settings or ApiSettings.from_env()
@@ -142,9 +148,11 @@ def create_app(models_dir: str | Path | None = None, predictor_factory: Predicto
         settings = dataclasses.replace(settings, max_upload_bytes=max_upload_bytes)
     models_dir = Path(models_dir) if models_dir else paths.models_dir()
     sets = {ULTRASOUND: ModelSet(ULTRASOUND, ModelState(models_dir, predictor_factory or _real_predictor, warmup),
-                                 metrics_summary)}
+                                 metrics_summary),
+            IDC: idc_api.model_set(models_dir, idc_predictor_factory, warmup)}
     gate = WorkGate(settings.max_active, settings.max_queue)
-    metrics = ApiMetrics({"/health", "/version", "/predict", "/metrics", "/docs", "/redoc", "/openapi.json"})
+    metrics = ApiMetrics({"/health", "/version", "/predict", "/predict/idc", "/metrics", "/docs", "/redoc",
+                          "/openapi.json"})
     metrics.queue_depth.set_function(lambda: gate.waiting)
     metrics.in_progress.set_function(lambda: gate.active)
 
@@ -157,6 +165,7 @@ def create_app(models_dir: str | Path | None = None, predictor_factory: Predicto
     app = FastAPIOffline(title="BUSI breast-ultrasound CAD API", version=pipeline.__version__,
                          description=description(settings), lifespan=lifespan, default_response_class=JSON)
     app.state.models = sets[ULTRASOUND].state
+    app.state.idc_models = sets[IDC].state
     app.state.model_sets = sets
     app.state.settings = settings
     app.state.gate = gate
@@ -237,6 +246,13 @@ def create_app(models_dir: str | Path | None = None, predictor_factory: Predicto
     async def predict(request: Request, mask: bool = Query(
             False, description="add the predicted mask as a base64 PNG (0/255), same size as the image")) -> JSON:
         return await answer_upload(request, sets[ULTRASOUND], ultrasound_record, mask=mask)
+
+    @app.post("/predict/idc", summary="IDC heat map of one H&E histopathology patch or tile",
+              response_model=idc_api.IdcRecord, dependencies=keyed, openapi_extra=UPLOAD_BODY, responses=ERRORS)
+    async def predict_idc(request: Request, tta: bool | None = Query(
+            None, description="force the 8-view averaging on (true) or off (false); default: the model's choice "
+                              "for tiles of up to 16 cells")) -> JSON:
+        return await answer_upload(request, sets[IDC], idc_api.idc_record, tta=tta)
 
     @app.get("/metrics", summary="Prometheus metrics of this process", dependencies=keyed,
              response_class=Response, responses={200: {"content": {"text/plain": {}}}, 401: ERRORS[401]})

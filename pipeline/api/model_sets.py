@@ -122,13 +122,14 @@ class ModelSet:
     name: str
     state: ModelState
     summarise: Callable[[Path], dict | None] = metrics_summary
+    manifest_dir: Path | None = None  # where its manifest.json lies (default: the models folder)
     manifest: dict | None = field(default=None, init=False)
     manifest_error: str | None = field(default=None, init=False)
     metrics: dict | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         try:
-            self.manifest = read_manifest(self.state.models_dir)
+            self.manifest = read_manifest(self.manifest_dir or self.state.models_dir)
         except BusiError as exc:
             self.manifest_error = redact_paths(str(exc))
         self.metrics = self.summarise(self.state.models_dir)
@@ -139,15 +140,14 @@ class ModelSet:
 
 
 def health_of(sets: dict[str, ModelSet]) -> tuple[int, dict]:
-    """(HTTP status, body) for ``/health``: 200 when every set is loaded. The first set's fields stay at the top
-    level (as before there was more than one); ``model_sets`` has each set's own."""
+    """(HTTP status, body) for ``/health``: the first (main) set decides the status, 200 once it is loaded, and its
+    fields stay at the top level (as before there was more than one); ``model_sets`` has each set's own status,
+    so a second set that cannot load is reported without taking the main endpoint out of a load balancer (its own
+    endpoint answers 503)."""
     each = {name: s.state.health() for name, s in sets.items()}
     first = next(iter(each.values()))
-    statuses = {b["status"] for b in each.values()}
-    status = "ok" if statuses == {"ok"} else "error" if "error" in statuses else "loading"
-    body = {**first, "status": status, "models_loaded": status == "ok", "package_version": pipeline.__version__,
-            "model_sets": each}
-    return (200 if status == "ok" else 503), body
+    body = {**first, "package_version": pipeline.__version__, "model_sets": each}
+    return (200 if first["status"] == "ok" else 503), body
 
 
 def version_of(sets: dict[str, ModelSet]) -> tuple[int, dict]:

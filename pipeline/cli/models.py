@@ -113,7 +113,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     pr = sub.add_parser("predict", help="segment and classify images; one JSON line per input")
     pr.add_argument("paths", nargs="+", metavar="PATH", help="PNG, JPEG, BMP, TIFF or DICOM files")
-    pr.add_argument("--out", required=True, help="folder for the predicted masks (<stem>_mask.png)")
+    pr.add_argument("--out", help="folder for the predicted masks (<stem>_mask.png); required for ultrasound. "
+                                  "With --task idc (optional): the heat-map overlays (<stem>_idc.png)")
+    pr.add_argument("--task", choices=("ultrasound", "idc"), default="ultrasound",
+                    help="ultrasound (default): segment and classify frames; idc: IDC heat map of H&E tiles")
     pr.add_argument("--models-dir", default=str(paths.models_dir()))
     pr.set_defaults(func=_predict)
 
@@ -193,9 +196,14 @@ def _manifest(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from pipeline.cli.predict import run
+    from pipeline.cli.predict import run, run_idc
+    from pipeline.errors import BusiError
     from pipeline.inference.predictor import Predictor
 
+    if args.task == "idc":
+        return run_idc(args.paths, args.out, models_dir=args.models_dir)
+    if not args.out:
+        raise BusiError("predict: --out DIR is required for ultrasound images (the predicted masks go there)")
     return run(args.paths, args.out, Predictor(args.models_dir))
 
 

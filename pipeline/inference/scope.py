@@ -30,6 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.inference.modality import ultrasound_redirect
+
 # The baseline classifier's block-19 output (7x7x208), averaged over space: taken from the same network pass as
 # the label. Its final pooled features (avg_pool) told pictures from ultrasound worse once the classifier trained
 # on two hospitals (97 of 111 non-ultrasound pictures refused at best, against 111 with this layer).
@@ -215,7 +217,7 @@ class ScopeGate:
         stats = image_stats(gray, rgb)
         dist = float(self.distance(features)[0])
         score = dist / self.threshold
-        reason = refusal(stats)
+        reason = ultrasound_redirect(rgb) or refusal(stats)  # an H&E picture is sent to the IDC page
         if reason is not None:
             score = max(score, REFUSED_SCORE)
         elif score > 1:
