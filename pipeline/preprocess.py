@@ -49,11 +49,6 @@ def resize_probability(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(prob, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def mask_from_probability(prob: np.ndarray, shape: tuple[int, int], threshold: float = MASK_THRESHOLD) -> np.ndarray:
-    """Resize a UNet probability map back to ``shape`` (height, width) and threshold it to 0/1 uint8."""
-    return (resize_probability(prob, shape) >= threshold).astype(np.uint8)
-
-
 def lesion_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """Square crop box (x0, y0, x1, y1) around the mask's lesion pixels, or None for an empty mask."""
     ys, xs = np.nonzero(mask)

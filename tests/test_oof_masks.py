@@ -15,7 +15,7 @@ from pipeline.config import ModelConfig, config_path, model_path
 from pipeline.data.items import Item, load_busbra_items
 from pipeline.errors import DatasetError
 from pipeline.paths import MODELS_DIR
-from pipeline.training import augment, oof_masks
+from pipeline.training import augment, crop_masks, oof_masks
 from pipeline.training import train as train_module
 from pipeline.training.evaluate import PRESENCE_THRESHOLDS, THRESHOLDS
 
@@ -30,7 +30,7 @@ def _masks(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 def test_masks_round_trip_exactly(tmp_path):
     masks = _masks(np.random.default_rng(0))
-    back = oof_masks.load_masks(oof_masks.save_masks(tmp_path / "m.npz", masks))
+    back = crop_masks.load_masks(crop_masks.save_masks(tmp_path / "m.npz", masks))
     assert sorted(back) == sorted(masks)
     for key, mask in masks.items():
         assert back[key].shape == mask.shape and back[key].dtype == np.uint8
@@ -39,8 +39,8 @@ def test_masks_round_trip_exactly(tmp_path):
 
 def test_a_missing_file_or_image_or_a_wrong_size_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="train oof-masks"):
-        oof_masks.load_masks(tmp_path / "absent.npz")
-    path = oof_masks.save_masks(tmp_path / "m.npz", {"a.png": np.ones((4, 5), np.uint8)})
+        crop_masks.load_masks(tmp_path / "absent.npz")
+    path = crop_masks.save_masks(tmp_path / "m.npz", {"a.png": np.ones((4, 5), np.uint8)})
     item = Item("b.png", np.zeros((4, 5), np.uint8), np.zeros((4, 5), np.uint8), 0)
     with pytest.raises(DatasetError, match="no out-of-fold mask"):
         oof_masks.attach_crop_masks([item], path)

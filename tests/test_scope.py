@@ -20,6 +20,7 @@ from pipeline.inference import scope
 from pipeline.inference.predictor import Prediction
 from pipeline.inference.report import NOT_ULTRASOUND, build_report
 from pipeline.paths import MODELS_DIR
+from pipeline.training.scope_fit import generated_corpus, non_ultrasound_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_REFUSED = 0.95
@@ -38,7 +39,7 @@ def predictor():
 
 @pytest.fixture(scope="module")
 def corpus():
-    return scope.non_ultrasound_corpus()
+    return non_ultrasound_corpus()
 
 
 def _grainy(seed: int = 0, shape=(300, 400)) -> np.ndarray:
@@ -202,7 +203,7 @@ def test_cli_writes_an_out_of_scope_record_and_keeps_the_exit_code(predictor, tm
     from pipeline.cli.predict import run
     from pipeline.data.split import read_split
 
-    page = dict(scope.generated_corpus())["text_page_0"]
+    page = dict(generated_corpus())["text_page_0"]
     Image.fromarray(page).save(tmp_path / "page.png")
     first = read_split(ROOT / "data" / "splits" / "busi.csv").query("subset == 'test'")["image"].iloc[0]
     stream = io.StringIO()
@@ -237,7 +238,7 @@ def test_diagnose_page_refuses_then_analyses_anyway(predictor, tmp_path, monkeyp
     monkeypatch.setenv("BUSI_MODELS_DIR", str(MODELS_DIR))
     at = AppTest.from_file(str(ROOT / "dashboard" / "views" / "diagnose.py"), default_timeout=180)
     at.run()
-    photo = dict(scope.generated_corpus())["smooth_colour_photo_0"]
+    photo = dict(generated_corpus())["smooth_colour_photo_0"]
     at.file_uploader(key="upload").set_value(("holiday.png", encode(photo, "PNG"), "image/png")).run()
     assert not at.exception, [e.value for e in at.exception]
     errors = " ".join(str(e.value) for e in at.error)

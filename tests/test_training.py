@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.config import ModelConfig
 from pipeline.data.items import load_items
-from pipeline.training.oof_masks import save_masks
+from pipeline.training.crop_masks import save_masks
 from pipeline.training.train import train
 
 

@@ -128,7 +128,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _feature_heads(args: argparse.Namespace) -> int:
     from pipeline.errors import DatasetError
-    from pipeline.training.feature_heads import run
+    from pipeline.experiments.feature_heads import run
 
     busbra = paths.busbra_dir(args.busbra)
     if not paths.busbra_available(busbra):
@@ -159,7 +159,7 @@ def _oof_masks(args: argparse.Namespace) -> int:
 
 def _refined_candidates(args: argparse.Namespace) -> int:
     from pipeline.errors import DatasetError
-    from pipeline.training.candidates import run
+    from pipeline.experiments.candidates import run
 
     busbra = paths.busbra_dir(args.busbra)
     if not paths.busbra_available(busbra):
@@ -199,6 +199,15 @@ def _predict(args: argparse.Namespace) -> int:
     return run(args.paths, args.out, Predictor(args.models_dir))
 
 
+def _refined_arch(choice: str):
+    """"crop", or the two-branch experiment's training recipe."""
+    if choice == "two-branch":
+        from pipeline.experiments.two_branch import RECIPE
+
+        return RECIPE
+    return choice
+
+
 def _train(args: argparse.Namespace) -> int:
     from pipeline.errors import DatasetError, ModelLoadError
     from pipeline.training.train import train
@@ -218,6 +227,6 @@ def _train(args: argparse.Namespace) -> int:
           resume=args.resume, limit=args.limit, models_dir=args.models_dir, steps_per_epoch=args.steps,
           arch=getattr(args, "arch", "lite2-unet"), busbra_root=busbra, init=args.init,
           class_weight_power=getattr(args, "class_weight_power", 1.0), normal_repeat=args.normal_repeat,
-          refined_arch=getattr(args, "refined_arch", "crop"), image_size=getattr(args, "image_size", None),
+          refined_arch=_refined_arch(getattr(args, "refined_arch", "crop")), image_size=getattr(args, "image_size", None),
           crop_masks=getattr(args, "crop_masks", None))
     return 0

@@ -47,15 +47,8 @@ CONTRACTS = {
                    "meaning": "softmax over classes", "classes": list(CLASS_NAMES)},
     },
 }
-TWO_BRANCH_CONTRACT = {  # the refined classifier when it is the two-branch network (pipeline.nets.two_branch)
-    "role": "refined classifier: lesion-centred crop of the predicted mask fused with the baseline's whole-frame "
-            "features inside one network",
-    "input": {"shape": [[None, "image_size", "image_size", 3], [None, "global_width"]], "dtype": "float32",
-              "range": [[0.0, 255.0], None], "channels": ["grayscale repeated on 3 channels", "features"],
-              "prepared_by": ["pipeline.preprocess.refined_input",
-                              "the baseline classifier's pooled features (layer avg_pool, flip-averaged like it)"]},
-    "output": CONTRACTS["refined"]["output"],
-}
+ARCH_CONTRACTS: dict[str, dict] = {}  # refined-classifier contracts of other architectures, by config backbone
+# (registered by the experiments that build them: pipeline.experiments.two_branch)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -75,10 +68,8 @@ def _resolve(shape: list, sizes: dict) -> list:
 
 def contract(name: str, cfg: ModelConfig) -> dict:
     """The input/output contract of model ``name`` with its configured sizes filled in."""
-    from pipeline.nets.two_branch import ARCH
-
-    two_branch = name == "refined" and cfg.backbone == ARCH
-    c = json.loads(json.dumps(TWO_BRANCH_CONTRACT if two_branch else CONTRACTS[name]))
+    other = ARCH_CONTRACTS.get(cfg.backbone) if name == "refined" else None
+    c = json.loads(json.dumps(other or CONTRACTS[name]))
     sizes = {"image_size": cfg.image_size, "global_width": cfg.notes.get("global_width")}
     for part in ("input", "output"):
         c[part]["shape"] = _resolve(c[part]["shape"], sizes)

@@ -86,12 +86,6 @@ class GradCam:
         return np.clip(heat, 0.0, 1.0), idx
 
 
-def gradcam(model, batch_input: np.ndarray, class_index: int | None = None,
-            layer_name: str | None = None) -> np.ndarray:
-    """One-off Grad-CAM heatmap in [0, 1] at the model input size (see :class:`GradCam`)."""
-    return GradCam(model, layer_name)(batch_input, class_index)[0]
-
-
 @dataclass(frozen=True)
 class FrameHeatmap:
     """A heatmap on the full frame: ``heatmap`` (H, W) in [0, 1], the region the classifier saw."""

@@ -26,7 +26,7 @@ from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
 from pipeline.errors import ModelLoadError
 from pipeline.inference.bundle import check_model, file_sha256, read_manifest
 from pipeline.metrics import apply_temperature
-from pipeline.nets.two_branch import GLOBAL_LAYER, POOLED_LAYER, is_two_branch
+from pipeline.nets import POOLED_LAYER
 
 RESTORE_HINT = (
     "The trained models ship with the project in models/: restore them with "
@@ -120,25 +120,15 @@ def masks_from_probability(prob: np.ndarray, threshold: float, presence_threshol
     return (prob >= threshold).astype(np.uint8)
 
 
-def _check_two_branch(models_dir: Path, model, cfg: ModelConfig, baseline_sha256: str | None) -> bool:
-    """True when the refined model is the two-branch network; it needs the baseline it was trained on
-    (``baseline_sha256``: the loaded baseline file's hash, None when the baseline is not loaded)."""
-    if not is_two_branch(model):
-        return False
-    if baseline_sha256 is None:
-        raise ModelLoadError("the two-branch refined classifier reads the baseline's features: load 'raw' with it")
-    expected = cfg.notes.get("global_branch_sha256")
-    if expected and expected != baseline_sha256:
-        raise ModelLoadError(f"{model_path('refined', models_dir).name} was trained on another baseline classifier "
-                             f"than {model_path('raw', models_dir).name}: retrain it, or {RESTORE_HINT}")
-    return True
-
-
 class Predictor:
     """Loads the UNet and both classifiers once; every method is safe to call from several threads.
 
     ``models`` picks a subset (e.g. ``("seg",)`` for segmentation only, as training uses it).
     """
+
+    # the baseline layer whose pooled features a refined classifier with a second input reads (None: a crop
+    # classifier; set by pipeline.experiments.two_branch.TwoBranchPredictor)
+    global_layer: str | None = None
 
     def __init__(self, models_dir: str | Path | None = None, models: Sequence[str] = ALL_MODELS,
                  runtime: str | None = None):
@@ -162,8 +152,8 @@ class Predictor:
             self.configs[name] = ModelConfig.load(cfg_file)
             self._sha[name] = file_sha256(model_path(name, self.models_dir))
             setattr(self, f"{name}_model", model)
-        self.two_branch = "refined" in self.configs and _check_two_branch(self.models_dir, self.refined_model,
-                                                                          self.configs["refined"], self._sha.get("raw"))
+        if "refined" in self.configs:
+            self._check_refined()
         self.scope = None  # the scope gate, when its files exist and the baseline classifier is loaded
         if "raw" in self.configs:
             self._load_scope_gate()
@@ -171,6 +161,12 @@ class Predictor:
         self.classes: tuple[str, ...] = first.classes if "raw" in self.configs else CLASS_NAMES
         self._lock = threading.Lock()
         self._cam_lock = threading.Lock()
+
+    def _check_refined(self) -> None:
+        """A refined classifier with two inputs is the unshipped two-branch experiment: refused here."""
+        if isinstance(self.refined_model.input_shape, list):
+            raise ModelLoadError(f"{model_path('refined', self.models_dir).name} takes two inputs (the two-branch "
+                                 "experiment): load it with pipeline.experiments.two_branch.TwoBranchPredictor")
 
     def _load_scope_gate(self) -> None:
         """Load models/scope_gate.* when present (predictions work without it, with ``in_scope=None``)."""
@@ -188,7 +184,7 @@ class Predictor:
 
     def _baseline_layers(self, scope_layer: str | None) -> tuple[str, ...]:
         """Baseline layers one classification pass reads: the two-branch network's global features, the gate's."""
-        layers = (GLOBAL_LAYER,) if self.two_branch else ()
+        layers = (self.global_layer,) if self.global_layer else ()
         return layers + ((scope_layer,) if scope_layer else ())
 
     def _feature_fn(self, layers: tuple[str, ...], name: str = "raw"):
@@ -311,7 +307,7 @@ class Predictor:
 
     def _global_features(self, grays: Sequence[np.ndarray]) -> np.ndarray | None:
         """The baseline's pooled features the two-branch network fuses (None for the crop classifier)."""
-        return self._baseline_outputs(grays, (GLOBAL_LAYER,))[0][0] if self.two_branch else None
+        return self._baseline_outputs(grays, (self.global_layer,))[0][0] if self.global_layer else None
 
     # --- classification -------------------------------------------------------------------------
     def model_probabilities(self, name: str, inputs: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
@@ -343,7 +339,7 @@ class Predictor:
         feats = global_feats = None
         if layers:  # one baseline pass also gives the features the gate and the two-branch network read
             outs, base = self._baseline_outputs(grays, layers)
-            global_feats = outs[0] if self.two_branch else None
+            global_feats = outs[0] if self.global_layer else None
             feats = outs[-1] if features else None
         else:
             base = self.model_probabilities("raw", np.stack([preprocess.cls_input(g, raw_size) for g in grays]))

@@ -34,7 +34,7 @@ def scores(probs: np.ndarray, y: np.ndarray) -> dict:
 def compare(models_dirs: list[str | Path], busi_root: str | Path, busbra_root: str | Path,
             split_csv: str | Path = SPLIT_CSV) -> dict:
     """Validation scores of each folder's refined model, alone and fused with its baseline (see module docstring)."""
-    from pipeline.inference.predictor import Predictor
+    from pipeline.experiments.two_branch import predictor_for
 
     busi = load_items(busi_root, "val", split_csv)
     items = busi + load_busbra_items(busbra_root, "val")
@@ -42,7 +42,7 @@ def compare(models_dirs: list[str | Path], busi_root: str | Path, busbra_root: s
     grays = [it.gray for it in items]
     masks, table = None, {}
     for folder in models_dirs:
-        predictor = Predictor(folder)
+        predictor = predictor_for(folder)
         for name in ("raw", "refined"):
             predictor.configs[name].flip_tta = True
         if masks is None:
