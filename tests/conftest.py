@@ -1,4 +1,5 @@
-"""Shared fixtures: the real dataset (through BUSI_DIR) and small generated datasets."""
+"""Shared fixtures: the real dataset (through BUSI_DIR), the committed models (one Predictor and one worker process
+for the whole run) and small generated datasets."""
 
 from __future__ import annotations
 
@@ -29,6 +30,32 @@ def busbra_dir() -> Path:
     if not value or not (Path(value) / "bus_data.csv").is_file():
         pytest.skip("BUSBRA_DIR is not set to the BUS-BRA dataset folder (with bus_data.csv)")
     return Path(value)
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    """One Predictor on the committed models for the whole run; tests using it skip without the models."""
+    from pipeline import paths
+    from pipeline.inference.predictor import Predictor
+
+    models = paths.models_dir()
+    if not (models / "unet.keras").is_file():
+        pytest.skip(f"trained models not found in {models}")
+    return Predictor(models)
+
+
+@pytest.fixture(scope="session")
+def worker():
+    """One model worker process (``PredictorProcess``) on the committed models for the whole run."""
+    from pipeline import paths
+    from pipeline.inference.worker import PredictorProcess
+
+    models = paths.models_dir()
+    if not (models / "unet.keras").is_file():
+        pytest.skip(f"trained models not found in {models}")
+    w = PredictorProcess(models)
+    yield w
+    w.close()
 
 
 @pytest.fixture(scope="session")

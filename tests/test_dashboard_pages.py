@@ -7,6 +7,7 @@ with a reason when ``unet.keras`` is absent. The dataset comes from ``BUSI_DIR``
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from bad_inputs import EXPECTED_KEYWORDS, bad_input_corpus, encode, speckle
 from streamlit.testing.v1 import AppTest
 
+from pipeline.inference.bundle import record_files
 from pipeline.paths import MODELS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,14 +215,20 @@ def test_missing_models_give_a_clear_error_and_other_pages_work(tmp_path, monkey
     assert "No evaluation results" in texts(run(PAGES["models"]).warning)
 
 
-def test_corrupt_model_file_gives_a_clear_error(tmp_path, monkeypatch):
+def test_swapped_or_corrupt_model_files_give_a_clear_error(tmp_path, monkeypatch):
     folder = tmp_path / "corrupt"
     folder.mkdir()
     for name in ("unet", "classifier_baseline", "classifier_refined"):
         (folder / f"{name}.keras").write_bytes(b"not a keras zip")
+        shutil.copy(_models_dir() / f"{name}.json", folder)
+    shutil.copy(_models_dir() / "manifest.json", folder)
     monkeypatch.setenv("BUSI_MODELS_DIR", str(folder))
     monkeypatch.setenv("BUSI_DIR", str(tmp_path / "no_dataset"))
-    at = run(PAGES["diagnose"])
+    at = run(PAGES["diagnose"])  # not the files the manifest lists: refused by name before loading
+    assert "models could not be loaded" in texts(at.error)
+    assert "unet.keras does not match the bundle manifest" in texts(at.error)
+    record_files(folder, ["unet.keras", "classifier_baseline.keras", "classifier_refined.keras"])
+    at = run(PAGES["diagnose"])  # listed as they are: the load itself fails
     assert "cannot be loaded" in texts(at.error)
 
 

@@ -29,12 +29,11 @@ MIN_BUSBRA_TEST = 0.95
 
 
 @pytest.fixture(scope="module")
-def predictor():
-    from pipeline.inference.predictor import Predictor
-
-    if not (MODELS_DIR / "unet.keras").is_file() or scope.ScopeGate.load(MODELS_DIR) is None:
-        pytest.skip("models or scope gate files absent in models/ (run `python -m pipeline scope fit`)")
-    return Predictor()
+def predictor(predictor):
+    """The run's Predictor (conftest), which must have the scope gate."""
+    if predictor.scope is None:
+        pytest.skip("scope gate files absent in models/ (run `python -m pipeline scope fit`)")
+    return predictor
 
 
 @pytest.fixture(scope="module")
@@ -220,8 +219,11 @@ def test_missing_gate_files_leave_predictions_working(tmp_path):
     if not (MODELS_DIR / "unet.keras").is_file():
         pytest.skip("no models in models/")
     for f in MODELS_DIR.iterdir():
-        if f.is_file() and not f.name.startswith("scope_"):
+        if f.is_file() and not f.name.startswith("scope_") and f.name != "manifest.json":
             (tmp_path / f.name).symlink_to(f)
+    manifest = json.loads((MODELS_DIR / "manifest.json").read_text())  # a bundle shipped without the gate
+    manifest["files"] = [e for e in manifest["files"] if not e["path"].startswith("scope_")]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     p = Predictor(tmp_path).predict(_grainy())
     assert p.in_scope is None and p.scope_score is None
     assert p.to_record()["in_scope"] is None

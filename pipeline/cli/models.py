@@ -89,6 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     man.add_argument("--version", help="bundle version (default: keep the current one, else the package version)")
     man.add_argument("--models-dir", default=str(paths.models_dir()))
     man.set_defaults(func=_manifest)
+    ver = bsub.add_parser("verify", help="check every file of the model sets against its manifest SHA-256")
+    ver.add_argument("--models-dir", default=str(paths.models_dir()))
+    ver.set_defaults(func=_verify)
 
     ex = sub.add_parser("experiment", help="experiments whose results are recorded, not shipped")
     exsub = ex.add_subparsers(dest="experiment", required=True)
@@ -189,6 +192,20 @@ def _manifest(args: argparse.Namespace) -> int:
     current = Path(args.models_dir) / MANIFEST_FILE
     version = args.version or (json.loads(current.read_text()).get("version") if current.is_file() else None)
     print(f"wrote {write_manifest(args.models_dir, version or pipeline.__version__)}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pipeline.errors import ModelLoadError
+    from pipeline.inference.bundle import verify_sets
+
+    results = verify_sets(args.models_dir)
+    for name, problems in results.items():
+        if not problems:
+            print(f"{name}: every file matches the manifest")
+    problems = [p for ps in results.values() for p in ps]
+    if problems:
+        raise ModelLoadError("; ".join(problems))
     return 0
 
 

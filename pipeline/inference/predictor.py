@@ -24,7 +24,7 @@ import numpy as np
 from pipeline import paths, preprocess
 from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
 from pipeline.errors import ModelLoadError
-from pipeline.inference.bundle import check_model, file_sha256, read_manifest
+from pipeline.inference.bundle import check_model, read_manifest, verify_file
 from pipeline.metrics import apply_temperature
 from pipeline.nets import POOLED_LAYER
 
@@ -120,6 +120,15 @@ def masks_from_probability(prob: np.ndarray, threshold: float, presence_threshol
     return (prob >= threshold).astype(np.uint8)
 
 
+def _crop_settings(manifest: dict) -> tuple[float, float]:
+    """The refined classifier's crop margin and minimum fraction, from the bundle manifest's preprocessing block."""
+    try:
+        block = manifest["preprocessing"]
+        return float(block["crop_margin"]), float(block["crop_min_fraction"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"the bundle manifest has no valid preprocessing block ({exc!r}): {RESTORE_HINT}") from exc
+
+
 class Predictor:
     """Loads the UNet and both classifiers once; every method is safe to call from several threads.
 
@@ -142,16 +151,21 @@ class Predictor:
         self._fns = {}
         self._sha: dict[str, str] = {}
         self._build_lock = threading.Lock()
+        for name in models:  # what is missing, then every file against its manifest hash, before any is loaded
+            for path, what in ((model_path(name, self.models_dir), "model file"),
+                               (config_path(name, self.models_dir), "model config")):
+                if not path.is_file():
+                    raise ModelLoadError(f"{what} missing: {path}. {RESTORE_HINT}")
+        self.manifest = read_manifest(self.models_dir)
+        for name in models:
+            self._sha[name] = verify_file(self.models_dir, self.manifest, model_path(name).name)
+            verify_file(self.models_dir, self.manifest, config_path(name).name)
         for name in models:
             model = load_keras_model(model_path(name, self.models_dir))
-            self.manifest = self.manifest or read_manifest(self.models_dir)
             check_model(name, model, self.manifest)
-            cfg_file = config_path(name, self.models_dir)
-            if not cfg_file.is_file():
-                raise ModelLoadError(f"model config missing: {cfg_file}. {RESTORE_HINT}")
-            self.configs[name] = ModelConfig.load(cfg_file)
-            self._sha[name] = file_sha256(model_path(name, self.models_dir))
+            self.configs[name] = ModelConfig.load(config_path(name, self.models_dir))
             setattr(self, f"{name}_model", model)
+        self.crop = _crop_settings(self.manifest)  # (margin, minimum fraction) of the refined classifier's crop
         if "refined" in self.configs:
             self._check_refined()
         self.scope = None  # the scope gate, when its files exist and the baseline classifier is loaded
@@ -169,9 +183,14 @@ class Predictor:
                                  "experiment): load it with pipeline.experiments.two_branch.TwoBranchPredictor")
 
     def _load_scope_gate(self) -> None:
-        """Load models/scope_gate.* when present (predictions work without it, with ``in_scope=None``)."""
-        from pipeline.inference.scope import ScopeGate
+        """Load models/scope_gate.* when present (predictions work without it, with ``in_scope=None``); files
+        present or listed in the manifest must match their hashes."""
+        from pipeline.inference.scope import GATE_JSON, GATE_NPZ, ScopeGate
 
+        listed = {e["path"] for e in self.manifest.get("files", [])}
+        for name in (GATE_NPZ, GATE_JSON):
+            if name in listed or (self.models_dir / name).is_file():
+                verify_file(self.models_dir, self.manifest, name)
         gate = ScopeGate.load(self.models_dir)
         if gate is not None:
             self._feature_fn(self._baseline_layers(gate.feature_layer))
@@ -299,7 +318,7 @@ class Predictor:
         global_feats = self._global_features(grays)
         for i, chunk in enumerate(_batches(list(zip(grays, masks)))):
             extra = None if global_feats is None else global_feats[i * BATCH:(i + 1) * BATCH]
-            f, p = self._run_features(np.stack([preprocess.refined_input(g, m, size) for g, m in chunk]),
+            f, p = self._run_features(np.stack([preprocess.refined_input(g, m, size, *self.crop) for g, m in chunk]),
                                       (layer or POOLED_LAYER,), "refined", extra)
             feats.append(f[0])
             probs.append(p)
@@ -343,8 +362,8 @@ class Predictor:
             feats = outs[-1] if features else None
         else:
             base = self.model_probabilities("raw", np.stack([preprocess.cls_input(g, raw_size) for g in grays]))
-        crop = self.model_probabilities(
-            "refined", np.stack([preprocess.refined_input(g, m, crop_size) for g, m in zip(grays, masks)]), global_feats)
+        crops = np.stack([preprocess.refined_input(g, m, crop_size, *self.crop) for g, m in zip(grays, masks)])
+        crop = self.model_probabilities("refined", crops, global_feats)
         baseline, refined = self.combine(base, crop, temper=temper)
         return ClassifierOutputs(baseline, crop, refined), feats
 
@@ -409,7 +428,7 @@ class Predictor:
             if getattr(self, "_gradcam", None) is None:
                 self._gradcam = GradCam(self.refined_model)
             return refined_gradcam(self._gradcam, gray, mask, self.classes.index(label),
-                                   self.configs["refined"].image_size, extra=global_feats)
+                                   self.configs["refined"].image_size, extra=global_feats, crop=self.crop)
 
 
 def image_record(predictor: Predictor, loaded, name: str) -> tuple[Prediction, dict]:

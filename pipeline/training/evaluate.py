@@ -23,7 +23,7 @@ import numpy as np
 from pipeline import metrics, paths
 from pipeline.config import config_path, model_path
 from pipeline.data.items import labels, load_items
-from pipeline.inference.bundle import file_sha256
+from pipeline.inference.bundle import file_sha256, record_files
 from pipeline.inference.predictor import Predictor, masks_from_probability
 from pipeline.inference.report import json_safe
 from pipeline.paths import MODELS_DIR, PROJECT_ROOT, SPLIT_CSV
@@ -190,6 +190,7 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
         predictor.configs["refined"].notes["classifier_choices_on"] = _choice_set_name(len(val), len(choice_items))
         for name, cfg in predictor.configs.items():
             cfg.save(config_path(name, models_dir))
+        record_files(models_dir, [config_path(name).name for name in predictor.configs])
         print(f"chosen on val: mask threshold {seg_cfg.threshold} (flip {seg_cfg.flip_tta}, presence gate "
               f"{seg_cfg.presence_threshold}), classifier flip TTA {flip}, "
               f"fusion weight {weight}, temperatures "

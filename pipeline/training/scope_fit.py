@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.inference.bundle import record_files
 from pipeline.inference.scope import (
     ACCEPT_TARGET,
     FEATURE_LAYER,
@@ -270,6 +271,7 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
                            "score": "distance / threshold; <= 1 in scope"})
     metrics["gate"] = {"feature_layer": gate.feature_layer, "feature_dims": int(gate.mean.shape[0]),
                        "pca_components": int(gate.components.shape[0]), "fitted_on": counts}
+    record_files(models_dir, [GATE_NPZ, GATE_JSON])
     Path(models_dir, METRICS_JSON).write_text(json.dumps(metrics, indent=2) + "\n")
     say(f"wrote {Path(models_dir, GATE_NPZ)}, {Path(models_dir, GATE_JSON)} and {Path(models_dir, METRICS_JSON)}")
     return metrics
