@@ -14,10 +14,10 @@ from pipeline import preprocess
 from pipeline.config import ModelConfig, config_path, model_path
 from pipeline.data.items import Item, load_busbra_items
 from pipeline.errors import DatasetError
+from pipeline.inference.decisions import PRESENCE_THRESHOLDS, THRESHOLDS
 from pipeline.paths import MODELS_DIR
 from pipeline.training import augment, crop_masks, oof_masks
 from pipeline.training import train as train_module
-from pipeline.training.evaluate import PRESENCE_THRESHOLDS, THRESHOLDS
 
 
 def _masks(rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -25,6 +25,7 @@ from pipeline import paths, preprocess
 from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
 from pipeline.errors import ModelLoadError
 from pipeline.inference.bundle import check_model, read_manifest, verify_file
+from pipeline.inference.decisions import fuse, lesion_mask
 from pipeline.metrics import apply_temperature
 from pipeline.nets import POOLED_LAYER
 
@@ -110,14 +111,6 @@ def load_keras_model(path: Path):
 def _batches(seq: Sequence, n: int = BATCH):
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
-
-
-def masks_from_probability(prob: np.ndarray, threshold: float, presence_threshold: float = 0.0) -> np.ndarray:
-    """0/1 mask of ``prob >= threshold``; empty when no pixel reaches ``presence_threshold`` (the lesion-presence
-    gate, chosen on validation to keep lesions from being outlined in normal images)."""
-    if presence_threshold > 0 and float(prob.max()) < presence_threshold:
-        return np.zeros(prob.shape, np.uint8)
-    return (prob >= threshold).astype(np.uint8)
 
 
 def _crop_settings(manifest: dict) -> tuple[float, float]:
@@ -278,7 +271,7 @@ class Predictor:
     def segment_batch(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Predicted 0/1 masks at each image's own size (empty where the presence gate finds no lesion)."""
         cfg = self.configs["seg"]
-        return [masks_from_probability(p, cfg.threshold, cfg.presence_threshold)
+        return [lesion_mask(p, cfg.threshold, cfg.presence_threshold)
                 for p in self.segment_probabilities(grays)]
 
     def _run_features(self, batch: np.ndarray, layers: tuple[str, ...], name: str = "raw",
@@ -338,8 +331,7 @@ class Predictor:
 
     def combine(self, base: np.ndarray, crop: np.ndarray, temper: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(baseline, refined) probabilities from the two classifiers' untempered outputs."""
-        w = self.configs["refined"].fusion_weight
-        refined = w * crop + (1 - w) * base
+        refined = fuse(base, crop, self.configs["refined"].fusion_weight)
         if not temper:
             return base, refined
         return (apply_temperature(base, self.configs["raw"].temperature),

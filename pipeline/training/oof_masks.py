@@ -30,6 +30,7 @@ from pipeline.config import ModelConfig, config_path
 from pipeline.data.items import Item, load_busbra_items, load_items
 from pipeline.data.split import read_split
 from pipeline.errors import ModelLoadError
+from pipeline.inference import decisions
 from pipeline.paths import CACHE_DIR, LITE2_WEIGHTS, MODELS_DIR, SPLIT_CSV
 from pipeline.training.crop_masks import load_masks, save_masks
 
@@ -44,13 +45,10 @@ def choose_settings(maps: list[np.ndarray], items: list[Item]) -> dict:
     validation (best mean lesion Dice; then the presence gate with at most 10% of normal images outlined), here on
     the fold's held-out training images: a UNet trained briefly is less confident than the shipped one, so the
     shipped gate (0.99) would empty most of its masks, and the crops would not look like those of use."""
-    from pipeline.training.evaluate import THRESHOLDS, choose_presence
-
-    lesion = [i for i, it in enumerate(items) if it.mask.any()]
-    dice = {t: float(np.mean([metrics.dice(maps[i] >= t, items[i].mask) for i in lesion])) if lesion else 0.0
-            for t in THRESHOLDS}
-    threshold = max(THRESHOLDS, key=lambda t: (dice[t], -abs(t - 0.5)))
-    presence, table = choose_presence(maps, items, threshold)
+    truths = [it.mask for it in items]
+    dice = decisions.lesion_dice_by_threshold(maps, truths)
+    _, threshold = decisions.choose_threshold({(False, t): d for t, d in dice.items()})
+    presence, table = decisions.choose_presence(maps, truths, threshold)
     return {"threshold": threshold, "presence_threshold": presence,
             "lesion_dice_by_threshold": {str(t): v for t, v in dice.items()},
             "lesion_dice_and_normal_fp_by_presence_threshold": {str(c): list(v) for c, v in table.items()}}
@@ -71,7 +69,7 @@ def run(busi_root: str | Path, busbra_root: str | Path, work_dir: str | Path, *,
     ``only``: redo these folds (their UNets continue from their last epoch up to ``epochs``; their masks are made
     again); the other folds are kept as they are. ``limit``/``steps``: smoke tests (random weights, few images).
     """
-    from pipeline.inference.predictor import Predictor, masks_from_probability
+    from pipeline.inference.predictor import Predictor
     from pipeline.training.crossval import assign_folds, fold_split
     from pipeline.training.train import train
 
@@ -112,7 +110,7 @@ def run(busi_root: str | Path, busbra_root: str | Path, work_dir: str | Path, *,
         items = parts["busi"] + parts["busbra"]
         maps = predictor.segment_probabilities([it.gray for it in items])
         settings = choose_settings(maps, items)
-        predicted = [masks_from_probability(m, settings["threshold"], settings["presence_threshold"]) for m in maps]
+        predicted = [decisions.lesion_mask(m, settings["threshold"], settings["presence_threshold"]) for m in maps]
         del maps
         masks = {it.image: m for it, m in zip(items, predicted)}
         n_busi = len(parts["busi"])
