@@ -299,6 +299,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.full
 def test_real_server_concurrent_equals_serial(busi_dir, tmp_path):
     _require_models()
     port = _free_port()

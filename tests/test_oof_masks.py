@@ -104,6 +104,7 @@ def test_busbra_items_of_chosen_folds(busbra_dir):
     assert len(items) == 4 and {int(index.loc[it.image, "fold"]) for it in items} == {2}
 
 
+@pytest.mark.full  # a Predictor per fold over real BUSI + BUS-BRA images
 def test_each_training_image_is_segmented_by_a_unet_that_never_saw_it(busi_dir, busbra_dir, tmp_path, monkeypatch):
     """The fold UNets' training is replaced by a copy of the shipped UNet (training itself is tested in
     test_training); what each would have trained on is recorded and checked against what it segments."""

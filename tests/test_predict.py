@@ -52,6 +52,7 @@ def _check_record(record: dict, image: Path, out: Path) -> None:
     assert Path(record["mask"]).parent == out
 
 
+@pytest.mark.full  # the CLI in a process of its own (in-process: test_all_formats_and_exit_zero)
 def test_cli_contract_with_bad_file(tmp_path, test_images):
     if not model_path("seg", MODELS).is_file():
         pytest.skip(f"trained models not found in {MODELS}")

@@ -119,7 +119,8 @@ def test_gate_files_are_small_and_described():
 
 
 # --- with the models ----------------------------------------------------------------------------------
-def test_non_ultrasound_pictures_are_refused(predictor, corpus):
+def _refused_share(predictor, corpus) -> float:
+    """Share of ``corpus`` the gate refuses (each picture still gets a label and, when refused, a reason)."""
     accepted = []
     for name, image in corpus:
         p = predictor.predict(image)
@@ -130,6 +131,20 @@ def test_non_ultrasound_pictures_are_refused(predictor, corpus):
             assert p.scope_reason and p.scope_score > 1, name
     share = 1 - len(accepted) / len(corpus)
     assert share >= MIN_REFUSED, f"refused {share:.1%}; accepted: {accepted}"
+    return share
+
+
+@pytest.mark.full  # the whole corpus (111 pictures); the fast tier checks a sample below
+def test_non_ultrasound_pictures_are_refused(predictor, corpus):
+    _refused_share(predictor, corpus)
+
+
+def test_a_sample_of_the_non_ultrasound_corpus_is_refused_as_scope_fit_recorded(predictor, corpus):
+    """Every 7th picture (generated and packaged alike): refused, as ``scope fit`` recorded for the whole corpus."""
+    recorded = json.loads((MODELS_DIR / scope.METRICS_JSON).read_text())["non_ultrasound"]
+    sample = corpus[::7]
+    assert len(sample) >= 15 and {n.split(":")[0] for n, _ in sample if ":" in n}
+    assert _refused_share(predictor, sample) >= (1.0 if not recorded["accepted"] else MIN_REFUSED)
 
 
 def test_grayscale_and_colour_inputs_get_the_same_features(predictor, corpus):
@@ -180,6 +195,7 @@ def _accepted_share(predictor, grays) -> float:
     return float(np.mean([predictor.scope.check(g, f[None]).in_scope for g, f in zip(grays, feats)]))
 
 
+@pytest.mark.full
 def test_busi_test_images_are_accepted(predictor, busi_dir):
     from pipeline.data.items import load_items
 
@@ -187,6 +203,27 @@ def test_busi_test_images_are_accepted(predictor, busi_dir):
     assert share >= MIN_BUSI_TEST, share
 
 
+def test_a_sample_of_both_test_sets_gets_the_answers_scope_fit_recorded(predictor, busi_dir, busbra_dir):
+    """The fast tier's check of the two whole-test-set tests: 16 BUSI and 24 BUS-BRA test images (a fixed sample:
+    8 per BUS-BRA scanner) plus the BUSI images ``scope fit`` recorded as refused get the recorded answers."""
+    from pipeline.data import busbra
+    from pipeline.data.items import load_items
+
+    recorded = json.loads((MODELS_DIR / scope.METRICS_JSON).read_text())["ultrasound"]
+    refused = {ds: set(recorded[ds]["test"]["refused_examples"]) for ds in ("busi", "busbra")}
+    items = load_items(busi_dir, "test")
+    busi = [it for it in items if it.image in refused["busi"]] + [it for it in items if it.image not in refused["busi"]][::8]
+    rows = busbra.read_index(busbra_dir)
+    rows = rows[rows["subset"] == "test"].groupby("device").head(8)
+    grays = [it.gray for it in busi] + [busbra.load_sample(r)[0] for _, r in rows.iterrows()]
+    names = [("busi", it.image) for it in busi] + [("busbra", n) for n in rows["image"]]
+    feats, _ = predictor.baseline_features(grays)
+    for (ds, name), g, f in zip(names, grays, feats):
+        assert predictor.scope.check(g, f[None]).in_scope == (name not in refused[ds]), (ds, name)
+    assert len(busi) >= 16 and len(rows) == 24 and rows["device"].nunique() == 3
+
+
+@pytest.mark.full
 def test_busbra_test_images_are_accepted(predictor, busbra_dir):
     from pipeline.data import busbra
 

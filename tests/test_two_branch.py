@@ -9,10 +9,12 @@ import shutil
 import keras
 import numpy as np
 import pytest
+from trained import TINY, copy_bundle
 
 from pipeline import preprocess
 from pipeline.errors import ModelLoadError
 from pipeline.experiments import two_branch
+from pipeline.inference.bundle import record_model
 
 
 def _tiny_classifier(name: str, seed: int) -> keras.Model:
@@ -59,19 +61,16 @@ def test_training_moves_the_local_branch_and_fusion_never_the_baseline():
 
 
 @pytest.fixture(scope="module")
-def two_branch_bundle(busi_dir, tmp_path_factory):
-    """A bundle trained for one step on real BUSI images: UNet, baseline, and a two-branch refined classifier."""
+def two_branch_bundle(tiny_bundle, busi_dir, tmp_path_factory):
+    """The run's tiny bundle (UNet, baseline) with a two-branch refined classifier trained for one step on it."""
     from pipeline.training.train import train
 
-    out = tmp_path_factory.mktemp("two_branch")
-    train("seg", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=3, models_dir=out, arch="unet16",
-          weights=None)
-    train("raw", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=3, models_dir=out, weights=None)
-    cfg = train("refined", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=3, models_dir=out,
-                weights=None, refined_arch=two_branch.RECIPE)
+    out = copy_bundle(tiny_bundle, tmp_path_factory.mktemp("two_branch") / "bundle")
+    cfg = train("refined", busi_dir, models_dir=out, refined_arch=two_branch.RECIPE, **TINY)
     return out, cfg
 
 
+@pytest.mark.full
 def test_two_branch_trains_on_real_images_and_the_predictor_serves_it(two_branch_bundle, busi_dir):
     from pipeline.data.busi import load_sample
     from pipeline.data.split import read_split
@@ -97,6 +96,7 @@ def test_two_branch_trains_on_real_images_and_the_predictor_serves_it(two_branch
     assert heat.heatmap.shape == gray.shape and 0 <= heat.heatmap.min() <= heat.heatmap.max() <= 1
 
 
+@pytest.mark.full
 def test_a_two_branch_model_refuses_another_baseline_and_the_product_predictor_refuses_it(two_branch_bundle, tmp_path):
     from pipeline.inference.predictor import Predictor
 
@@ -106,6 +106,7 @@ def test_a_two_branch_model_refuses_another_baseline_and_the_product_predictor_r
     other = tmp_path / "bundle"
     shutil.copytree(out, other, ignore=shutil.ignore_patterns("checkpoints"))
     keras.models.load_model(other / "classifier_baseline.keras", compile=False).save(other / "classifier_baseline.keras")
+    record_model(other, "raw", "test")  # a baseline recorded in the manifest, only not the one the fusion read
     with pytest.raises(ModelLoadError, match="another baseline"):
         two_branch.TwoBranchPredictor(other)
     with pytest.raises(ModelLoadError, match="load 'raw' with it"):

@@ -37,11 +37,13 @@ def test_worker_passes_errors_back_and_keeps_serving(worker):
     assert worker.predict(np.full((64, 80), 90, np.uint8)).mask.shape == (64, 80)
 
 
+@pytest.mark.full  # a worker process of its own
 def test_missing_models_give_the_predictors_message(tmp_path):
     with pytest.raises(ModelLoadError, match="model file missing"):
         PredictorProcess(tmp_path)
 
 
+@pytest.mark.full  # a worker process of its own
 def test_a_stopped_worker_says_so(tmp_path):
     w = PredictorProcess(MODELS)
     w._proc.kill()
@@ -52,6 +54,7 @@ def test_a_stopped_worker_says_so(tmp_path):
     w.close()
 
 
+@pytest.mark.full  # a worker process of its own
 def test_a_start_up_failure_reaches_the_caller_with_its_reason(tmp_path):
     import shutil
 
@@ -64,6 +67,7 @@ def test_a_start_up_failure_reaches_the_caller_with_its_reason(tmp_path):
         PredictorProcess(tmp_path)
 
 
+@pytest.mark.full  # a worker process of its own
 def test_close_ends_the_worker():
     w = PredictorProcess(MODELS)
     proc = w._proc
