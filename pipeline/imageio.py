@@ -103,6 +103,12 @@ class LoadedImage:
     pixel_spacing_mm: tuple[float, float] | None = None
     warnings: tuple[str, ...] = ()
     name: str | None = None
+    is_colour: bool = False  # the file held colour (else ``rgb`` repeats the gray image, for display)
+
+    @property
+    def colour(self) -> np.ndarray | None:
+        """The colour pixels when the file held colour, else None (what the scope gate reads)."""
+        return self.rgb if self.is_colour else None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -401,6 +407,13 @@ def _composite_on_black(colour: np.ndarray, alpha: np.ndarray, warnings: list[st
     return ((colour.astype(np.uint32) * a + 127) // 255).astype(np.uint8)
 
 
+def strong_colour(rgb: np.ndarray) -> np.ndarray:
+    """Boolean map of strongly saturated, not dark pixels (the loader's Doppler warning, the scope gate's statistics)."""
+    mx = rgb.max(axis=2).astype(np.int16)
+    mn = rgb.min(axis=2).astype(np.int16)
+    return ((mx - mn) >= COLOUR_SAT_MIN * mx) & (mx >= COLOUR_VALUE_MIN)
+
+
 def _content_warnings(gray: np.ndarray, rgb: np.ndarray | None) -> list[str]:
     out: list[str] = []
     h, w = gray.shape
@@ -427,10 +440,7 @@ def _content_warnings(gray: np.ndarray, rgb: np.ndarray | None) -> list[str]:
             f"std {std:.1f}); it may not be an ultrasound frame."
         )
     if rgb is not None:
-        mx = rgb.max(axis=2).astype(np.int16)
-        mn = rgb.min(axis=2).astype(np.int16)
-        strong = ((mx - mn) >= COLOUR_SAT_MIN * mx) & (mx >= COLOUR_VALUE_MIN)
-        frac = float(np.count_nonzero(strong)) / n
+        frac = float(np.count_nonzero(strong_colour(rgb))) / n
         if frac > COLOUR_FRACTION_WARN:
             out.append(
                 f"{frac:.1%} of pixels are strongly saturated colour: this looks like a "
@@ -466,7 +476,7 @@ def _finish(
     return LoadedImage(
         pixels=gray, rgb=rgb, format=fmt, original_dtype=original_dtype,
         bit_depth=int(bit_depth), pixel_spacing_mm=spacing,
-        warnings=tuple(all_warnings), name=name,
+        warnings=tuple(all_warnings), name=name, is_colour=bool(is_colour),
     )
 
 

@@ -43,12 +43,12 @@ def test_a_missing_file_or_image_or_a_wrong_size_is_a_clear_error(tmp_path):
     path = crop_masks.save_masks(tmp_path / "m.npz", {"a.png": np.ones((4, 5), np.uint8)})
     item = Item("b.png", np.zeros((4, 5), np.uint8), np.zeros((4, 5), np.uint8), 0)
     with pytest.raises(DatasetError, match="no out-of-fold mask"):
-        oof_masks.attach_crop_masks([item], path)
+        crop_masks.attach_crop_masks([item], path)
     item = Item("a.png", np.zeros((5, 5), np.uint8), np.zeros((5, 5), np.uint8), 0)
     with pytest.raises(DatasetError, match=r"\(4, 5\)"):
-        oof_masks.attach_crop_masks([item], path)
+        crop_masks.attach_crop_masks([item], path)
     item = Item("a.png", np.zeros((4, 5), np.uint8), np.zeros((4, 5), np.uint8), 0)
-    oof_masks.attach_crop_masks([item], path)
+    crop_masks.attach_crop_masks([item], path)
     assert item.crop_mask.sum() == 20
 
 
@@ -129,7 +129,7 @@ def test_each_training_image_is_segmented_by_a_unet_that_never_saw_it(busi_dir, 
     assert set.union(*(f["busbra_held"] for f in seen)) == {1, 2, 3}  # BUS-BRA's training folds, one each
     busi_held = [f["busi_held"] for f in seen]
     assert not (busi_held[0] & busi_held[1]) and not (busi_held[0] & busi_held[2]) and not (busi_held[1] & busi_held[2])
-    masks = oof_masks.load_masks(out)
+    masks = crop_masks.load_masks(out)
     assert len(masks) == state["images"] == 3 * (3 + 2)  # per fold: 3 BUSI (one per class) + 2 BUS-BRA (limit 3)
     written = json.loads(summary.read_text())
     shipped = ModelConfig.load(config_path("seg", MODELS_DIR))
@@ -146,4 +146,4 @@ def test_each_training_image_is_segmented_by_a_unet_that_never_saw_it(busi_dir, 
     assert seen == []
     again = oof_masks.run(busi_dir, busbra_dir, tmp_path / "work", limit=3, out=out, summary=summary, only=[1])
     assert len(seen) == 1 and seen[0]["busbra_held"] == {2}
-    assert sorted(again["folds"]) == ["0", "1", "2"] and len(oof_masks.load_masks(out)) == 15
+    assert sorted(again["folds"]) == ["0", "1", "2"] and len(crop_masks.load_masks(out)) == 15

@@ -365,7 +365,7 @@ class Predictor:
 
         With the scope gate loaded, also says whether the image looks like a breast-ultrasound frame
         (``in_scope``); the label is computed either way. The gate sees colour when ``image`` is RGB(A)
-        or when ``rgb`` (the colour version of a grayscale ``image``, e.g. ``LoadedImage.rgb``) is given;
+        or when ``rgb`` (the colour version of a grayscale ``image``, e.g. ``LoadedImage.colour``) is given;
         ``rgb`` is used by the gate only.
         """
         t0 = time.perf_counter()
@@ -424,12 +424,12 @@ class Predictor:
 
 
 def image_record(predictor: Predictor, loaded, name: str) -> tuple[Prediction, dict]:
-    """Predict one loaded image (``imageio.LoadedImage``; the gate sees its colour version) and build the record
+    """Predict one loaded image (``imageio.LoadedImage``; the gate sees its colour pixels, if any) and build the record
     the CLI and the HTTP API give for it: ``image``, ``Prediction.to_record()``, ``measurements`` (in mm when the
     file gives the pixel spacing) and the loader's ``warnings``."""
     from pipeline.inference.measure import measure
 
-    pred = predictor.predict(loaded.pixels, rgb=loaded.rgb)
+    pred = predictor.predict(loaded.pixels, rgb=loaded.colour)
     record = {"image": name, **pred.to_record(), "measurements": measure(pred.mask, loaded.pixel_spacing_mm).to_dict(),
               "warnings": list(loaded.warnings)}
     return pred, record

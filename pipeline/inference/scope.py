@@ -27,6 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.imageio import strong_colour
+
 # The baseline classifier's block-19 output (7x7x208), averaged over space: taken from the same network pass as
 # the label. Its final pooled features (avg_pool) told pictures from ultrasound worse once the classifier trained
 # on two hospitals (97 of 111 non-ultrasound pictures refused at best, against 111 with this layer).
@@ -42,7 +44,6 @@ REFUSED_SCORE = 2.0  # score reported (at least) when a statistic refuses the im
 STATS_SIDE = 256  # statistics are computed on the image shrunk to this longer side
 
 # --- statistics thresholds (hard refusals) ------------------------------------------------------------
-COLOUR_SAT_MIN, COLOUR_VALUE_MIN = 0.5, 64  # as pipeline.imageio's Doppler warning
 COLOUR_REFUSE = 0.30  # more than this share of strongly coloured pixels: a colour picture
 UNIFORM_STD = 4.0  # grey-level standard deviation below this: a uniform image
 UNIFORM_PEAK = 0.97  # or more than this share of pixels within +-4 of the most common grey level
@@ -89,10 +90,8 @@ def _shrink(a: np.ndarray, side: int = STATS_SIDE) -> np.ndarray:
 
 
 def colour_share(rgb: np.ndarray) -> float:
-    """Share of strongly saturated, not dark pixels (HSV saturation >= 0.5 and value >= 64)."""
-    mx = rgb.max(axis=2).astype(np.int16)
-    mn = rgb.min(axis=2).astype(np.int16)
-    strong = ((mx - mn) >= COLOUR_SAT_MIN * mx) & (mx >= COLOUR_VALUE_MIN)
+    """Share of strongly saturated, not dark pixels (``pipeline.imageio.strong_colour``)."""
+    strong = strong_colour(rgb)
     return float(np.count_nonzero(strong)) / strong.size
 
 
@@ -105,9 +104,7 @@ def _annotation_share(g: np.ndarray, rgb: np.ndarray | None) -> float:
     tophat = cv2.morphologyEx(g, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5)))
     marks = (tophat >= 60) & (g >= 180)
     if rgb is not None:
-        mx = rgb.max(axis=2).astype(np.int16)
-        mn = rgb.min(axis=2).astype(np.int16)
-        marks |= ((mx - mn) >= COLOUR_SAT_MIN * mx) & (mx >= COLOUR_VALUE_MIN)
+        marks |= strong_colour(rgb)
     marks = cv2.dilate(marks.astype(np.uint8), np.ones((3, 3), np.uint8))
     return float(marks.mean())
 
