@@ -1,10 +1,10 @@
-# Two commands do everything on a fresh clone: `make run` and `make test`.
+# Two commands do everything on a fresh clone: `make run` and `make test` (`make test-all`: the full suite, as CI).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint setup data bench browser serve clean-venv
+.PHONY: run test test-all lint contract setup data bench browser serve clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -35,8 +35,17 @@ browser:
 lint: setup
 	$(VENV)/bin/ruff check .
 
-test: setup browser lint
-	$(PY) -m pytest -q tests
+# The import contract in pyproject.toml: stage order, no experiments / streamlit in the product path, no circles.
+contract: setup
+	$(VENV)/bin/lint-imports
+
+# Fast tier (<= 6 min on 2 cores): no training, no browser, no extra server or worker process, no whole-dataset loop.
+test: setup lint contract
+	$(PY) -m pytest -q -m "not full" --durations=15 tests
+
+# Everything (<= 15 min on 2 cores), as CI runs it.
+test-all: setup browser lint contract
+	$(PY) -m pytest -q --durations=15 tests
 
 data: setup
 	$(PY) -m pipeline data download

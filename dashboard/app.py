@@ -5,13 +5,9 @@ One module per page under dashboard/views/; the work lives in pipeline/.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from dashboard.common import DISCLAIMER, guarded
-
-HERE = Path(__file__).resolve().parent
 
 # An emoji page icon becomes an inline SVG favicon; a ":material/...:" one would make every browser fetch
 # the icon from fonts.gstatic.com (an outside request, failing offline). The nav icons below use the
@@ -22,10 +18,9 @@ pages = [
     st.Page("views/diagnose.py", title="Diagnose", icon=":material/stethoscope:", default=True),
     st.Page("views/dataset.py", title="Dataset", icon=":material/photo_library:"),
     st.Page("views/models.py", title="Models", icon=":material/analytics:"),
+    st.Page("views/clinics.py", title="Clinics", icon=":material/local_hospital:"),
     st.Page("views/histopathology.py", title="Histopathology (IDC)", icon=":material/biotech:"),
 ]
-if (HERE / "views" / "clinics.py").is_file():  # owned by the clinics work; shown once it exists
-    pages.append(st.Page("views/clinics.py", title="Clinics", icon=":material/local_hospital:"))
 
 nav = st.navigation(pages)
 

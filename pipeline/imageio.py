@@ -109,6 +109,12 @@ class LoadedImage:
     pixel_spacing_mm: tuple[float, float] | None = None
     warnings: tuple[str, ...] = ()
     name: str | None = None
+    is_colour: bool = False  # the file held colour (else ``rgb`` repeats the gray image, for display)
+
+    @property
+    def colour(self) -> np.ndarray | None:
+        """The colour pixels when the file held colour, else None (what the scope gate reads)."""
+        return self.rgb if self.is_colour else None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -419,12 +425,7 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 
 def _saturated_count(rgb: np.ndarray) -> int:
     """Pixels of strongly saturated colour (see COLOUR_SAT_MIN / COLOUR_VALUE_MIN), counted in row chunks."""
-    count = 0
-    for rows in _row_chunks(rgb.shape[0]):
-        mx = rgb[rows].max(axis=2).astype(np.int16)
-        mn = rgb[rows].min(axis=2).astype(np.int16)
-        count += int(np.count_nonzero(((mx - mn) >= COLOUR_SAT_MIN * mx) & (mx >= COLOUR_VALUE_MIN)))
-    return count
+    return sum(int(np.count_nonzero(strong_colour(rgb[rows]))) for rows in _row_chunks(rgb.shape[0]))
 
 
 def _composite_on_black(colour: np.ndarray, alpha: np.ndarray, warnings: list[str]) -> np.ndarray:
@@ -435,6 +436,13 @@ def _composite_on_black(colour: np.ndarray, alpha: np.ndarray, warnings: list[st
     if colour.ndim == 3:
         a = a[:, :, None]
     return ((colour.astype(np.uint32) * a + 127) // 255).astype(np.uint8)
+
+
+def strong_colour(rgb: np.ndarray) -> np.ndarray:
+    """Boolean map of strongly saturated, not dark pixels (the loader's Doppler warning, the scope gate's statistics)."""
+    mx = rgb.max(axis=2).astype(np.int16)
+    mn = rgb.min(axis=2).astype(np.int16)
+    return ((mx - mn) >= COLOUR_SAT_MIN * mx) & (mx >= COLOUR_VALUE_MIN)
 
 
 def _content_warnings(gray: np.ndarray, rgb: np.ndarray | None) -> list[str]:
@@ -499,7 +507,7 @@ def _finish(
     return LoadedImage(
         pixels=gray, rgb=rgb, format=fmt, original_dtype=original_dtype,
         bit_depth=int(bit_depth), pixel_spacing_mm=spacing,
-        warnings=tuple(all_warnings), name=name,
+        warnings=tuple(all_warnings), name=name, is_colour=bool(is_colour),
     )
 
 

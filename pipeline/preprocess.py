@@ -49,20 +49,17 @@ def resize_probability(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(prob, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def mask_from_probability(prob: np.ndarray, shape: tuple[int, int], threshold: float = MASK_THRESHOLD) -> np.ndarray:
-    """Resize a UNet probability map back to ``shape`` (height, width) and threshold it to 0/1 uint8."""
-    return (resize_probability(prob, shape) >= threshold).astype(np.uint8)
-
-
-def lesion_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Square crop box (x0, y0, x1, y1) around the mask's lesion pixels, or None for an empty mask."""
+def lesion_box(mask: np.ndarray, margin: float = CROP_MARGIN,
+               min_fraction: float = CROP_MIN_FRACTION) -> tuple[int, int, int, int] | None:
+    """Square crop box (x0, y0, x1, y1) around the mask's lesion pixels, or None for an empty mask (``margin``,
+    ``min_fraction``: the bundle's values, see the module docstring)."""
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         return None
     h, w = mask.shape
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    side = max(x1 - x0, y1 - y0) * (1 + 2 * CROP_MARGIN)
-    side = int(round(min(max(side, CROP_MIN_FRACTION * max(h, w)), max(h, w))))
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
+    side = int(round(min(max(side, min_fraction * max(h, w)), max(h, w))))
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     bx0 = int(round(cx - side / 2))
     by0 = int(round(cy - side / 2))
@@ -71,9 +68,10 @@ def lesion_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return bx0, by0, min(bx0 + side, w), min(by0 + side, h)
 
 
-def crop_to_lesion(gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def crop_to_lesion(gray: np.ndarray, mask: np.ndarray, margin: float = CROP_MARGIN,
+                   min_fraction: float = CROP_MIN_FRACTION) -> np.ndarray:
     """The lesion-centred crop of ``gray`` (the whole image when the mask is empty)."""
-    box = lesion_box(mask)
+    box = lesion_box(mask, margin, min_fraction)
     if box is None:
         return gray
     x0, y0, x1, y1 = box
@@ -87,6 +85,7 @@ def cls_input(gray: np.ndarray, size: int = CLS_SIZE) -> np.ndarray:
     return np.repeat(small[:, :, None], 3, axis=2)
 
 
-def refined_input(gray: np.ndarray, mask: np.ndarray, size: int = CLS_SIZE) -> np.ndarray:
+def refined_input(gray: np.ndarray, mask: np.ndarray, size: int = CLS_SIZE, margin: float = CROP_MARGIN,
+                  min_fraction: float = CROP_MIN_FRACTION) -> np.ndarray:
     """Refined-classifier input: the lesion-centred crop, prepared like ``cls_input``."""
-    return cls_input(crop_to_lesion(gray, mask), size)
+    return cls_input(crop_to_lesion(gray, mask, margin, min_fraction), size)

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real dataset (through BUSI_DIR) and small generated datasets."""
+"""Shared fixtures: the real dataset (through BUSI_DIR), the committed models (one Predictor and one worker process
+for the whole run) and small generated datasets."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from trained import TINY
 
 TESTS_DIR = Path(__file__).resolve().parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,6 +33,34 @@ def busbra_dir() -> Path:
     return Path(value)
 
 
+def _committed_models() -> Path:
+    """The committed models folder; the test skips without its models."""
+    from pipeline import paths
+
+    models = paths.models_dir()
+    if not (models / "unet.keras").is_file():
+        pytest.skip(f"trained models not found in {models}")
+    return models
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    """One Predictor on the committed models for the whole run."""
+    from pipeline.inference.predictor import Predictor
+
+    return Predictor(_committed_models())
+
+
+@pytest.fixture(scope="session")
+def worker():
+    """One model worker process (``PredictorProcess``) on the committed models for the whole run."""
+    from pipeline.inference.worker import PredictorProcess
+
+    w = PredictorProcess(_committed_models())
+    yield w
+    w.close()
+
+
 @pytest.fixture(scope="session")
 def idc_dir() -> Path:
     """The real IDC pack folder from IDC_DIR; tests using it skip with a reason when it is absent."""
@@ -50,6 +80,39 @@ def chromium() -> str:
         pytest.skip("Chromium is not installed (run `make browser`; it needs root apt-get): no browser test")
     pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(busi_dir, tmp_path_factory) -> Path:
+    """A bundle trained once per run for the training tests (one step each on real BUSI images, random weights):
+    a UNet (unet16), the baseline, and the refined crop classifier trained on crops of generated out-of-fold masks
+    (a box in each training image). Tests that change it work on a copy (``copy_bundle``)."""
+    from pipeline.data.items import load_items
+    from pipeline.training.crop_masks import save_masks
+    from pipeline.training.train import train
+
+    out = tmp_path_factory.mktemp("tiny_bundle")
+    train("seg", busi_dir, models_dir=out, arch="unet16", **TINY)
+    train("raw", busi_dir, models_dir=out, **TINY)
+    boxes = {}
+    for it in load_items(busi_dir, "train", limit=TINY["limit"]):
+        boxes[it.image] = np.zeros_like(it.mask)
+        boxes[it.image][: it.mask.shape[0] // 2, : it.mask.shape[1] // 2] = 1
+    train("refined", busi_dir, models_dir=out, backbone="lite2", crop_masks=save_masks(out / "oof.npz", boxes), **TINY)
+    return out
+
+
+@pytest.fixture(scope="session")
+def offline_app(chromium, tmp_path_factory):
+    """URL of one ``streamlit run dashboard/app.py`` (``BUSI_OFFLINE=1``) shared by the browser tests of a run;
+    terminated at the end (checked)."""
+    from bench.browser import streamlit_server, wait_healthy
+
+    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    with streamlit_server(env={"BUSI_OFFLINE": "1"}, log_path=log) as (url, proc):
+        wait_healthy(url, proc)
+        yield url
+    assert proc.poll() is not None
 
 
 def write_png(path: Path, array: np.ndarray) -> Path:

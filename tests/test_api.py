@@ -61,10 +61,9 @@ def client(app):
 
 
 @pytest.fixture(scope="module")
-def direct() -> Predictor:
-    """A second, independent Predictor: the reference answers."""
-    _require_models()
-    return Predictor(MODELS)
+def direct(predictor) -> Predictor:
+    """The run's Predictor, independent of the one the app loads: the reference answers."""
+    return predictor
 
 
 def _upload(client, name: str, data: bytes, query: str = "", **kw) -> httpx.Response:

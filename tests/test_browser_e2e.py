@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from bench.browser import (
     PAGE_TITLES,
     ROOT,
@@ -27,6 +29,9 @@ from bench.browser import (
 from pipeline.paths import MODELS_DIR
 
 SHOTS = ROOT / "test-output" / "screenshots"
+
+
+pytestmark = pytest.mark.full  # a real browser
 
 
 def test_every_page_in_a_real_browser(chromium, tmp_path):

@@ -23,9 +23,7 @@ from bench.browser import (
     launch,
     open_page,
     search_clinics,
-    streamlit_server,
     synthetic_ultrasound,
-    wait_healthy,
     wait_idle,
     wait_title,
 )
@@ -36,6 +34,9 @@ WIDTHS = (1400, 1024)
 LABEL_OR_REFUSAL = re.compile(r"Prediction: (benign|malignant|normal)|does not look like a breast ultrasound")
 # The plotly graph of the zoomable overlay: the one whose first trace is an image.
 ZOOM_GRAPH = "[...document.querySelectorAll('.js-plotly-plot')].find(g => g.data && g.data[0].type === 'image')"
+
+
+pytestmark = pytest.mark.full  # a real browser
 
 
 def _shot(page, name: str, width: int) -> None:
@@ -114,7 +115,7 @@ def _models(page, url: str, width: int) -> None:
     assert labels and all(lbl.strip() for lbl in labels)
 
 
-def test_pages_at_two_widths_without_outside_requests(chromium, tmp_path):
+def test_pages_at_two_widths_without_outside_requests(chromium, offline_app, tmp_path):
     from playwright.sync_api import sync_playwright
 
     models = Path(os.environ.get("BUSI_MODELS_DIR") or MODELS_DIR)
@@ -124,45 +125,43 @@ def test_pages_at_two_widths_without_outside_requests(chromium, tmp_path):
     cv2.imwrite(str(upload), synthetic_ultrasound(seed=3))
     has_clinics = (ROOT / "dashboard" / "views" / "clinics.py").is_file()
 
-    with streamlit_server(env={"BUSI_OFFLINE": "1"}, log_path=tmp_path / "streamlit.log") as (url, proc):
-        wait_healthy(url, proc)
-        with sync_playwright() as p:
-            browser = launch(p, chromium)
-            try:
-                page = browser.new_page(viewport={"width": WIDTHS[0], "height": 1000})
-                outside: list[tuple[str, str, str]] = []
-                errors: list[tuple[str, str]] = []
-                current = {"page": "diagnose"}
-                block_outside(page, lambda kind, url: outside.append((current["page"], kind, url)))
-                page.on("pageerror", lambda exc: errors.append((current["page"], str(exc))))
-                page.goto(url)
-                wait_title(page, PAGE_TITLES["diagnose"])
-                for width in WIDTHS:
-                    page.set_viewport_size({"width": width, "height": 1000})
-                    current["page"] = "diagnose"
-                    if have_models:
-                        _diagnose(page, url, upload, width)
-                    current["page"] = "dataset"
-                    if os.environ.get("BUSI_DIR") and Path(os.environ["BUSI_DIR"]).is_dir():
-                        _dataset(page, url, width)
-                    current["page"] = "models"
-                    _models(page, url, width)
-                    if has_clinics:
-                        current["page"] = "clinics"
-                        open_page(page, url, "clinics")
-                        wait_title(page, PAGE_TITLES["clinics"])
-                        search_clinics(page)
-                        wait_idle(page)
-                        _shot(page, "clinics", width)
-                    for name in ("diagnose", "dataset", "models"):
-                        assert not page.locator('[data-testid="stException"]').count(), name
-                # Diagnose, Dataset and Models ask nothing from outside (no favicon from fonts.gstatic.com,
-                # no fonts, no scripts). The Clinics map may ask for tiles (images) and fails over offline.
-                own = [o for o in outside if o[0] != "clinics"]
-                assert not own, own[:10]
-                assert not [o for o in outside if o[1] != "image"], outside[:10]
-                unexpected = [e for e in errors if not (e[0] == "clinics" and e[1] == "Event")]
-                assert not unexpected, unexpected
-            finally:
-                browser.close()
-    assert proc.poll() is not None
+    url = offline_app
+    with sync_playwright() as p:
+        browser = launch(p, chromium)
+        try:
+            page = browser.new_page(viewport={"width": WIDTHS[0], "height": 1000})
+            outside: list[tuple[str, str, str]] = []
+            errors: list[tuple[str, str]] = []
+            current = {"page": "diagnose"}
+            block_outside(page, lambda kind, url: outside.append((current["page"], kind, url)))
+            page.on("pageerror", lambda exc: errors.append((current["page"], str(exc))))
+            page.goto(url)
+            wait_title(page, PAGE_TITLES["diagnose"])
+            for width in WIDTHS:
+                page.set_viewport_size({"width": width, "height": 1000})
+                current["page"] = "diagnose"
+                if have_models:
+                    _diagnose(page, url, upload, width)
+                current["page"] = "dataset"
+                if os.environ.get("BUSI_DIR") and Path(os.environ["BUSI_DIR"]).is_dir():
+                    _dataset(page, url, width)
+                current["page"] = "models"
+                _models(page, url, width)
+                if has_clinics:
+                    current["page"] = "clinics"
+                    open_page(page, url, "clinics")
+                    wait_title(page, PAGE_TITLES["clinics"])
+                    search_clinics(page)
+                    wait_idle(page)
+                    _shot(page, "clinics", width)
+                for name in ("diagnose", "dataset", "models"):
+                    assert not page.locator('[data-testid="stException"]').count(), name
+            # Diagnose, Dataset and Models ask nothing from outside (no favicon from fonts.gstatic.com,
+            # no fonts, no scripts). The Clinics map may ask for tiles (images) and fails over offline.
+            own = [o for o in outside if o[0] != "clinics"]
+            assert not own, own[:10]
+            assert not [o for o in outside if o[1] != "image"], outside[:10]
+            unexpected = [e for e in errors if not (e[0] == "clinics" and e[1] == "Event")]
+            assert not unexpected, unexpected
+        finally:
+            browser.close()

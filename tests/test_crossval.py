@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipeline.config import ModelConfig, config_path
 from pipeline.data.split import read_split
@@ -34,6 +35,7 @@ def test_fold_split_holds_out_one_fold(tmp_path):
     assert set(written["subset"]) == {"train", "val"}
 
 
+@pytest.mark.full  # a Predictor on a copy of the models
 def test_fixed_settings_and_scoring_through_the_predictor(busi_dir, tmp_path):
     """The shipped models stand in for a fold's: settings fixed beforehand, held-out images scored end to end."""
     models = tmp_path / "fold"

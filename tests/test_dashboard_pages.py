@@ -7,6 +7,7 @@ with a reason when ``unet.keras`` is absent. The dataset comes from ``BUSI_DIR``
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from bad_inputs import EXPECTED_KEYWORDS, bad_input_corpus, encode, speckle
 from streamlit.testing.v1 import AppTest
 
+from pipeline.inference.bundle import record_files
 from pipeline.paths import MODELS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,6 +201,7 @@ def test_pages_render_without_dataset(without_dataset, page):
 
 
 # --- without the models ---------------------------------------------------------------------------
+@pytest.mark.full  # a worker process of its own
 def test_missing_models_give_a_clear_error_and_other_pages_work(tmp_path, monkeypatch):
     empty = tmp_path / "no_models"
     empty.mkdir()
@@ -213,21 +216,29 @@ def test_missing_models_give_a_clear_error_and_other_pages_work(tmp_path, monkey
     assert "No evaluation results" in texts(run(PAGES["models"]).warning)
 
 
-def test_corrupt_model_file_gives_a_clear_error(tmp_path, monkeypatch):
+@pytest.mark.full  # worker processes of their own
+def test_swapped_or_corrupt_model_files_give_a_clear_error(tmp_path, monkeypatch):
     folder = tmp_path / "corrupt"
     folder.mkdir()
     for name in ("unet", "classifier_baseline", "classifier_refined"):
         (folder / f"{name}.keras").write_bytes(b"not a keras zip")
+        shutil.copy(_models_dir() / f"{name}.json", folder)
+    shutil.copy(_models_dir() / "manifest.json", folder)
     monkeypatch.setenv("BUSI_MODELS_DIR", str(folder))
     monkeypatch.setenv("BUSI_DIR", str(tmp_path / "no_dataset"))
-    at = run(PAGES["diagnose"])
+    at = run(PAGES["diagnose"])  # not the files the manifest lists: refused by name before loading
+    assert "models could not be loaded" in texts(at.error)
+    assert "unet.keras does not match the bundle manifest" in texts(at.error)
+    record_files(folder, ["unet.keras", "classifier_baseline.keras", "classifier_refined.keras"])
+    at = run(PAGES["diagnose"])  # listed as they are: the load itself fails
     assert "cannot be loaded" in texts(at.error)
 
 
 # --- uploads ------------------------------------------------------------------------------------
-def test_upload_bad_input_corpus_then_a_good_image(without_dataset, models_dir):
+def _upload_corpus_then_a_good_image(corpus) -> None:
+    """Each corpus file uploaded on the Diagnose page gets its message (or a prediction), then a good image works."""
     at = run(PAGES["diagnose"])
-    for name, data, expect in bad_input_corpus():
+    for name, data, expect in corpus:
         at.file_uploader(key="upload").set_value((name, data, "application/octet-stream")).run()
         assert not at.exception, (name, [e.value for e in at.exception])
         shown = texts(at.subheader)
@@ -244,6 +255,19 @@ def test_upload_bad_input_corpus_then_a_good_image(without_dataset, models_dir):
     at.file_uploader(key="upload").set_value(("good.png", encode(speckle(), "PNG"), "image/png")).run()
     analyse_anyway_if_refused(at, "good.png")
     assert "Prediction:" in texts(at.subheader) and "cannot be analysed" not in texts(at.error).lower()
+
+
+@pytest.mark.full  # the whole corpus through the page; the fast tier uploads a sample below
+def test_upload_bad_input_corpus_then_a_good_image(without_dataset, models_dir):
+    _upload_corpus_then_a_good_image(bad_input_corpus())
+
+
+def test_upload_a_sample_of_the_bad_input_corpus_then_a_good_image(without_dataset, models_dir):
+    """Two files of each outcome (error, warning, ok) from the corpus."""
+    corpus = bad_input_corpus()
+    sample = [c for kind in ("error", "warning", "ok") for c in [c for c in corpus if c[2] == kind][:2]]
+    assert {c[2] for c in sample} == {"error", "warning", "ok"}
+    _upload_corpus_then_a_good_image(sample)
 
 
 def analyse_anyway_if_refused(at, name: str) -> None:

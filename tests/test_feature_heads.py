@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.training.feature_heads import DESCRIPTORS, fit_logistic, mask_descriptors, predict_logistic
+from pipeline.experiments.feature_heads import DESCRIPTORS, fit_logistic, mask_descriptors, predict_logistic
 
 
 def test_logistic_head_separates_separable_classes_and_l2_shrinks():

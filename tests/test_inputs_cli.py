@@ -13,19 +13,10 @@ from dicom_factory import make_dicom
 
 from pipeline import paths
 from pipeline.cli.predict import run
-from pipeline.config import model_path
 from pipeline.imageio import load_image
-from pipeline.inference.predictor import Predictor
 from pipeline.inference.report import answer_of
 
 MODELS = paths.models_dir()
-
-
-@pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    if not model_path("seg", MODELS).is_file():
-        pytest.skip(f"trained models not found in {MODELS}")
-    return Predictor(MODELS)
 
 
 def _ultrasound_like(h: int = 300, w: int = 360) -> np.ndarray:

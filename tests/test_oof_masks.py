@@ -14,10 +14,10 @@ from pipeline import preprocess
 from pipeline.config import ModelConfig, config_path, model_path
 from pipeline.data.items import Item, load_busbra_items
 from pipeline.errors import DatasetError
+from pipeline.inference.decisions import PRESENCE_THRESHOLDS, THRESHOLDS
 from pipeline.paths import MODELS_DIR
-from pipeline.training import augment, oof_masks
+from pipeline.training import augment, crop_masks, oof_masks
 from pipeline.training import train as train_module
-from pipeline.training.evaluate import PRESENCE_THRESHOLDS, THRESHOLDS
 
 
 def _masks(rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -30,7 +30,7 @@ def _masks(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 def test_masks_round_trip_exactly(tmp_path):
     masks = _masks(np.random.default_rng(0))
-    back = oof_masks.load_masks(oof_masks.save_masks(tmp_path / "m.npz", masks))
+    back = crop_masks.load_masks(crop_masks.save_masks(tmp_path / "m.npz", masks))
     assert sorted(back) == sorted(masks)
     for key, mask in masks.items():
         assert back[key].shape == mask.shape and back[key].dtype == np.uint8
@@ -39,16 +39,16 @@ def test_masks_round_trip_exactly(tmp_path):
 
 def test_a_missing_file_or_image_or_a_wrong_size_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="train oof-masks"):
-        oof_masks.load_masks(tmp_path / "absent.npz")
-    path = oof_masks.save_masks(tmp_path / "m.npz", {"a.png": np.ones((4, 5), np.uint8)})
+        crop_masks.load_masks(tmp_path / "absent.npz")
+    path = crop_masks.save_masks(tmp_path / "m.npz", {"a.png": np.ones((4, 5), np.uint8)})
     item = Item("b.png", np.zeros((4, 5), np.uint8), np.zeros((4, 5), np.uint8), 0)
     with pytest.raises(DatasetError, match="no out-of-fold mask"):
-        oof_masks.attach_crop_masks([item], path)
+        crop_masks.attach_crop_masks([item], path)
     item = Item("a.png", np.zeros((5, 5), np.uint8), np.zeros((5, 5), np.uint8), 0)
     with pytest.raises(DatasetError, match=r"\(4, 5\)"):
-        oof_masks.attach_crop_masks([item], path)
+        crop_masks.attach_crop_masks([item], path)
     item = Item("a.png", np.zeros((4, 5), np.uint8), np.zeros((4, 5), np.uint8), 0)
-    oof_masks.attach_crop_masks([item], path)
+    crop_masks.attach_crop_masks([item], path)
     assert item.crop_mask.sum() == 20
 
 
@@ -104,6 +104,7 @@ def test_busbra_items_of_chosen_folds(busbra_dir):
     assert len(items) == 4 and {int(index.loc[it.image, "fold"]) for it in items} == {2}
 
 
+@pytest.mark.full  # a Predictor per fold over real BUSI + BUS-BRA images
 def test_each_training_image_is_segmented_by_a_unet_that_never_saw_it(busi_dir, busbra_dir, tmp_path, monkeypatch):
     """The fold UNets' training is replaced by a copy of the shipped UNet (training itself is tested in
     test_training); what each would have trained on is recorded and checked against what it segments."""
@@ -128,7 +129,7 @@ def test_each_training_image_is_segmented_by_a_unet_that_never_saw_it(busi_dir, 
     assert set.union(*(f["busbra_held"] for f in seen)) == {1, 2, 3}  # BUS-BRA's training folds, one each
     busi_held = [f["busi_held"] for f in seen]
     assert not (busi_held[0] & busi_held[1]) and not (busi_held[0] & busi_held[2]) and not (busi_held[1] & busi_held[2])
-    masks = oof_masks.load_masks(out)
+    masks = crop_masks.load_masks(out)
     assert len(masks) == state["images"] == 3 * (3 + 2)  # per fold: 3 BUSI (one per class) + 2 BUS-BRA (limit 3)
     written = json.loads(summary.read_text())
     shipped = ModelConfig.load(config_path("seg", MODELS_DIR))
@@ -145,4 +146,4 @@ def test_each_training_image_is_segmented_by_a_unet_that_never_saw_it(busi_dir, 
     assert seen == []
     again = oof_masks.run(busi_dir, busbra_dir, tmp_path / "work", limit=3, out=out, summary=summary, only=[1])
     assert len(seen) == 1 and seen[0]["busbra_held"] == {2}
-    assert sorted(again["folds"]) == ["0", "1", "2"] and len(oof_masks.load_masks(out)) == 15
+    assert sorted(again["folds"]) == ["0", "1", "2"] and len(crop_masks.load_masks(out)) == 15

@@ -17,19 +17,13 @@ from pipeline import paths
 from pipeline.cli.predict import run
 from pipeline.config import CLASS_NAMES, model_path
 from pipeline.errors import ModelLoadError
+from pipeline.inference.bundle import record_files
 from pipeline.inference.predictor import Predictor
 
 MODELS = paths.models_dir()
 needs_models = pytest.mark.skipif(not model_path("seg", MODELS).is_file(),
                                   reason=f"trained models not found in {MODELS}")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    if not model_path("seg", MODELS).is_file():
-        pytest.skip(f"trained models not found in {MODELS}")
-    return Predictor(MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +52,7 @@ def _check_record(record: dict, image: Path, out: Path) -> None:
     assert Path(record["mask"]).parent == out
 
 
+@pytest.mark.full  # the CLI in a process of its own (in-process: test_all_formats_and_exit_zero)
 def test_cli_contract_with_bad_file(tmp_path, test_images):
     if not model_path("seg", MODELS).is_file():
         pytest.skip(f"trained models not found in {MODELS}")
@@ -154,8 +149,12 @@ def test_missing_and_corrupt_models_explain_how_to_restore(tmp_path):
     shutil.copy(MODELS / "manifest.json", tmp_path)
     with pytest.raises(ModelLoadError, match="missing.*git checkout -- models/"):
         Predictor(tmp_path)
-    for name in ("unet.keras", "classifier_baseline.keras", "classifier_refined.keras"):
-        (tmp_path / name).write_bytes(b"PK\x03\x04 corrupt")
+    for name in ("unet", "classifier_baseline", "classifier_refined"):
+        (tmp_path / f"{name}.keras").write_bytes(b"PK\x03\x04 corrupt")
+        shutil.copy(MODELS / f"{name}.json", tmp_path)
+    with pytest.raises(ModelLoadError, match="unet.keras does not match the bundle manifest.*git checkout -- models/"):
+        Predictor(tmp_path)
+    record_files(tmp_path, ["unet.keras", "classifier_baseline.keras", "classifier_refined.keras"])
     with pytest.raises(ModelLoadError, match="unet.keras is truncated or corrupt.*git checkout -- models/"):
         Predictor(tmp_path)
 

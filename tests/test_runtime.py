@@ -66,14 +66,16 @@ def test_runtime_choice_from_the_environment(monkeypatch):
         runtime.make_runner(_tiny(), "onnx", "sha", "model")
 
 
-def test_shipped_models_answer_the_same_on_both_runtimes(busi_dir):
+@pytest.mark.full  # a second Predictor (Keras runtime); the mechanism is checked fast above on small graphs
+def test_shipped_models_answer_the_same_on_both_runtimes(predictor, busi_dir):
     """Every graph the Predictor runs (UNet, baseline with the gate's features, refined), on real BUSI images."""
     from pipeline.data.items import load_items
     from pipeline.inference.predictor import Predictor
 
     items = load_items(busi_dir, "test", limit=6)
     grays = [it.gray for it in items]
-    fast, ref = Predictor(runtime="tflite"), Predictor(runtime="keras")
+    fast = predictor if predictor.runtime == "tflite" else Predictor(runtime="tflite")  # the run's, when it is
+    ref = Predictor(runtime="keras")
     p_fast, p_ref = fast.segment_probabilities(grays), ref.segment_probabilities(grays)
     assert max(float(np.abs(a - b).max()) for a, b in zip(p_fast, p_ref)) < 1e-3
     masks = ref.segment_batch(grays)

@@ -20,6 +20,7 @@ from pipeline.inference import scope
 from pipeline.inference.predictor import Prediction
 from pipeline.inference.report import NOT_ULTRASOUND, build_report
 from pipeline.paths import MODELS_DIR
+from pipeline.training.scope_fit import generated_corpus, non_ultrasound_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_REFUSED = 0.95
@@ -28,17 +29,16 @@ MIN_BUSBRA_TEST = 0.95
 
 
 @pytest.fixture(scope="module")
-def predictor():
-    from pipeline.inference.predictor import Predictor
-
-    if not (MODELS_DIR / "unet.keras").is_file() or scope.ScopeGate.load(MODELS_DIR) is None:
-        pytest.skip("models or scope gate files absent in models/ (run `python -m pipeline scope fit`)")
-    return Predictor()
+def predictor(predictor):
+    """The run's Predictor (conftest), which must have the scope gate."""
+    if predictor.scope is None:
+        pytest.skip("scope gate files absent in models/ (run `python -m pipeline scope fit`)")
+    return predictor
 
 
 @pytest.fixture(scope="module")
 def corpus():
-    return scope.non_ultrasound_corpus()
+    return non_ultrasound_corpus()
 
 
 def _grainy(seed: int = 0, shape=(300, 400)) -> np.ndarray:
@@ -136,7 +136,8 @@ def test_gate_files_are_small_and_described():
 
 
 # --- with the models ----------------------------------------------------------------------------------
-def test_non_ultrasound_pictures_are_refused(predictor, corpus):
+def _refused_share(predictor, corpus) -> float:
+    """Share of ``corpus`` the gate refuses (each picture still gets a label and, when refused, a reason)."""
     accepted = []
     for name, image in corpus:
         p = predictor.predict(image)
@@ -147,6 +148,20 @@ def test_non_ultrasound_pictures_are_refused(predictor, corpus):
             assert p.scope_reason and p.scope_score > 1, name
     share = 1 - len(accepted) / len(corpus)
     assert share >= MIN_REFUSED, f"refused {share:.1%}; accepted: {accepted}"
+    return share
+
+
+@pytest.mark.full  # the whole corpus (111 pictures); the fast tier checks a sample below
+def test_non_ultrasound_pictures_are_refused(predictor, corpus):
+    _refused_share(predictor, corpus)
+
+
+def test_a_sample_of_the_non_ultrasound_corpus_is_refused_as_scope_fit_recorded(predictor, corpus):
+    """Every 7th picture (generated and packaged alike): refused, as ``scope fit`` recorded for the whole corpus."""
+    recorded = json.loads((MODELS_DIR / scope.METRICS_JSON).read_text())["non_ultrasound"]
+    sample = corpus[::7]
+    assert len(sample) >= 15 and {n.split(":")[0] for n, _ in sample if ":" in n}
+    assert _refused_share(predictor, sample) >= (1.0 if not recorded["accepted"] else MIN_REFUSED)
 
 
 def test_grayscale_and_colour_inputs_get_the_same_features(predictor, corpus):
@@ -198,6 +213,7 @@ def _accepted_share(predictor, grays) -> float:
     return float(np.mean([predictor.scope.check(g, f[None]).in_scope for g, f in zip(grays, feats)]))
 
 
+@pytest.mark.full
 def test_busi_test_images_are_accepted(predictor, busi_dir):
     from pipeline.data.items import load_items
 
@@ -205,6 +221,27 @@ def test_busi_test_images_are_accepted(predictor, busi_dir):
     assert share >= MIN_BUSI_TEST, share
 
 
+def test_a_sample_of_both_test_sets_gets_the_answers_scope_fit_recorded(predictor, busi_dir, busbra_dir):
+    """The fast tier's check of the two whole-test-set tests: 16 BUSI and 24 BUS-BRA test images (a fixed sample:
+    8 per BUS-BRA scanner) plus the BUSI images ``scope fit`` recorded as refused get the recorded answers."""
+    from pipeline.data import busbra
+    from pipeline.data.items import load_items
+
+    recorded = json.loads((MODELS_DIR / scope.METRICS_JSON).read_text())["ultrasound"]
+    refused = {ds: set(recorded[ds]["test"]["refused_examples"]) for ds in ("busi", "busbra")}
+    items = load_items(busi_dir, "test")
+    busi = [it for it in items if it.image in refused["busi"]] + [it for it in items if it.image not in refused["busi"]][::8]
+    rows = busbra.read_index(busbra_dir)
+    rows = rows[rows["subset"] == "test"].groupby("device").head(8)
+    grays = [it.gray for it in busi] + [busbra.load_sample(r)[0] for _, r in rows.iterrows()]
+    names = [("busi", it.image) for it in busi] + [("busbra", n) for n in rows["image"]]
+    feats, _ = predictor.baseline_features(grays)
+    for (ds, name), g, f in zip(names, grays, feats):
+        assert predictor.scope.check(g, f[None]).in_scope == (name not in refused[ds]), (ds, name)
+    assert len(busi) >= 16 and len(rows) == 24 and rows["device"].nunique() == 3
+
+
+@pytest.mark.full
 def test_busbra_test_images_are_accepted(predictor, busbra_dir):
     from pipeline.data import busbra
 
@@ -220,7 +257,7 @@ def test_cli_writes_an_out_of_scope_record_and_keeps_the_exit_code(predictor, tm
     from pipeline.cli.predict import run
     from pipeline.data.split import read_split
 
-    page = dict(scope.generated_corpus())["text_page_0"]
+    page = dict(generated_corpus())["text_page_0"]
     Image.fromarray(page).save(tmp_path / "page.png")
     first = read_split(ROOT / "data" / "splits" / "busi.csv").query("subset == 'test'")["image"].iloc[0]
     stream = io.StringIO()
@@ -238,8 +275,11 @@ def test_missing_gate_files_leave_predictions_working(tmp_path):
     if not (MODELS_DIR / "unet.keras").is_file():
         pytest.skip("no models in models/")
     for f in MODELS_DIR.iterdir():
-        if f.is_file() and not f.name.startswith("scope_"):
+        if f.is_file() and not f.name.startswith("scope_") and f.name != "manifest.json":
             (tmp_path / f.name).symlink_to(f)
+    manifest = json.loads((MODELS_DIR / "manifest.json").read_text())  # a bundle shipped without the gate
+    manifest["files"] = [e for e in manifest["files"] if not e["path"].startswith("scope_")]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     p = Predictor(tmp_path).predict(_grainy())
     assert p.in_scope is None and p.scope_score is None
     assert p.to_record()["in_scope"] is None
@@ -256,7 +296,7 @@ def test_diagnose_page_refuses_then_analyses_anyway(predictor, tmp_path, monkeyp
     monkeypatch.setenv("BUSI_MODELS_DIR", str(MODELS_DIR))
     at = AppTest.from_file(str(ROOT / "dashboard" / "views" / "diagnose.py"), default_timeout=180)
     at.run()
-    photo = dict(scope.generated_corpus())["smooth_colour_photo_0"]
+    photo = dict(generated_corpus())["smooth_colour_photo_0"]
     at.file_uploader(key="upload").set_value(("holiday.png", encode(photo, "PNG"), "image/png")).run()
     assert not at.exception, [e.value for e in at.exception]
     errors = " ".join(str(e.value) for e in at.error)

@@ -1,51 +1,40 @@
-"""A fast training smoke test: one step on a few real images, checkpoint, resume, export."""
+"""Training smoke tests: one step on a few real images (the run's tiny bundle), checkpoint, resume, export."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
+from trained import TINY, copy_bundle
 
 from pipeline.config import ModelConfig
-from pipeline.data.items import load_items
-from pipeline.training.oof_masks import save_masks
+from pipeline.inference.bundle import loaded_files, verify
 from pipeline.training.train import train
 
 
-def test_one_step_seg_and_cls(busi_dir, tmp_path):
-    cfg = train("seg", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=4, models_dir=tmp_path,
-                arch="unet16", weights=None)
-    assert (tmp_path / "unet.keras").is_file()
-    assert ModelConfig.load(tmp_path / "unet.json").backbone == "unet16" == cfg.backbone
-    state = json.loads((tmp_path / "checkpoints" / "seg" / "state.json").read_text())
+@pytest.mark.full
+def test_one_step_seg_and_cls(tiny_bundle, busi_dir, tmp_path):
+    assert ModelConfig.load(tiny_bundle / "unet.json").backbone == "unet16"
+    state = json.loads((tiny_bundle / "checkpoints" / "seg" / "state.json").read_text())
     assert state["epoch"] == 1
-    resumed = train("seg", busi_dir, epochs=2, batch_size=2, steps_per_epoch=1, limit=4, models_dir=tmp_path,
-                    arch="unet16", weights=None, resume=True)
+    resumed = train("seg", busi_dir, models_dir=copy_bundle(tiny_bundle, tmp_path / "b"), arch="unet16", resume=True,
+                    **{**TINY, "epochs": 2})
     assert resumed.trained_epochs == 2
-    # training crops from out-of-fold masks (here: a box in each training image)
-    boxes = {}
-    for it in load_items(busi_dir, "train", limit=4):
-        boxes[it.image] = np.zeros_like(it.mask)
-        boxes[it.image][: it.mask.shape[0] // 2, : it.mask.shape[1] // 2] = 1
-    masks = save_masks(tmp_path / "oof.npz", boxes)
-    cls = train("refined", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=4, models_dir=tmp_path,
-                backbone="lite2", weights=None, crop_masks=masks)
-    assert (tmp_path / "classifier_refined.keras").is_file() and cls.initialisation == "random"
+    # the refined crop classifier was trained on crops of out-of-fold masks (here: a box in each training image)
+    cls = ModelConfig.load(tiny_bundle / "classifier_refined.json")
+    assert (tiny_bundle / "classifier_refined.keras").is_file() and cls.initialisation == "random"
     assert cls.notes["training_crops"] == "out-of-fold predicted masks (oof.npz)"
     with pytest.raises(ValueError, match="refined crop classifier only"):
-        train("raw", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=4, models_dir=tmp_path,
-              weights=None, crop_masks=masks)
+        train("raw", busi_dir, models_dir=tmp_path, crop_masks=tiny_bundle / "oof.npz", **TINY)
+    assert verify(tiny_bundle, loaded_files(tiny_bundle)) == []  # training recorded every file in the manifest
 
 
-def test_warm_start_on_busi_and_busbra(busi_dir, busbra_dir, tmp_path):
+@pytest.mark.full
+def test_warm_start_on_busi_and_busbra(tiny_bundle, busi_dir, busbra_dir, tmp_path):
     """--with-busbra adds BUS-BRA's training folds and its validation fold; --init starts from a saved model;
     the UNet's checkpoint is chosen on lesion Dice minus the normal-image false-positive rate."""
-    first = tmp_path / "first"
-    train("seg", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=4, models_dir=first,
-          arch="unet16", weights=None)
-    cfg = train("seg", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=4, models_dir=tmp_path,
-                busbra_root=busbra_dir, init=first / "unet.keras", normal_repeat=3)
+    cfg = train("seg", busi_dir, models_dir=tmp_path, busbra_root=busbra_dir, init=tiny_bundle / "unet.keras",
+                normal_repeat=3, **TINY)
     assert cfg.notes["datasets"] == "BUSI train + BUS-BRA folds 1-3" and cfg.notes["normal_repeat"] == 3
     # one BUSI image per class and two BUS-BRA images per class (it has no normal class) per subset;
     # the one normal training image is shown three times

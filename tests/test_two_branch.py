@@ -1,5 +1,6 @@
 """The two-branch refined classifier: built from two classifiers, the global branch frozen, the fusion started at
-the mean of the two heads' logits, and served by the Predictor with the baseline's features from its own pass."""
+the mean of the two heads' logits, and served by its Predictor with the baseline's features from its own pass; the
+product Predictor refuses it."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import shutil
 import keras
 import numpy as np
 import pytest
+from trained import TINY, copy_bundle
 
 from pipeline import preprocess
 from pipeline.errors import ModelLoadError
-from pipeline.nets import two_branch
+from pipeline.experiments import two_branch
+from pipeline.inference.bundle import record_model
 
 
 def _tiny_classifier(name: str, seed: int) -> keras.Model:
@@ -58,30 +61,26 @@ def test_training_moves_the_local_branch_and_fusion_never_the_baseline():
 
 
 @pytest.fixture(scope="module")
-def two_branch_bundle(busi_dir, tmp_path_factory):
-    """A bundle trained for one step on real BUSI images: UNet, baseline, and a two-branch refined classifier."""
+def two_branch_bundle(tiny_bundle, busi_dir, tmp_path_factory):
+    """The run's tiny bundle (UNet, baseline) with a two-branch refined classifier trained for one step on it."""
     from pipeline.training.train import train
 
-    out = tmp_path_factory.mktemp("two_branch")
-    train("seg", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=3, models_dir=out, arch="unet16",
-          weights=None)
-    train("raw", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=3, models_dir=out, weights=None)
-    cfg = train("refined", busi_dir, epochs=1, batch_size=2, steps_per_epoch=1, limit=3, models_dir=out,
-                weights=None, refined_arch="two-branch")
+    out = copy_bundle(tiny_bundle, tmp_path_factory.mktemp("two_branch") / "bundle")
+    cfg = train("refined", busi_dir, models_dir=out, refined_arch=two_branch.RECIPE, **TINY)
     return out, cfg
 
 
+@pytest.mark.full
 def test_two_branch_trains_on_real_images_and_the_predictor_serves_it(two_branch_bundle, busi_dir):
     from pipeline.data.busi import load_sample
     from pipeline.data.split import read_split
-    from pipeline.inference.predictor import Predictor
     from pipeline.paths import SPLIT_CSV
 
     out, cfg = two_branch_bundle
     assert cfg.backbone == two_branch.ARCH and cfg.notes["global_width"] == 1280
     assert cfg.initialisation.startswith("global branch: classifier_baseline.keras, frozen; local branch: random")
-    predictor = Predictor(out)
-    assert predictor.two_branch
+    predictor = two_branch.predictor_for(out)
+    assert isinstance(predictor, two_branch.TwoBranchPredictor) and predictor.global_layer == "avg_pool"
     image = read_split(SPLIT_CSV)["image"].iloc[0]
     gray, mask = load_sample(busi_dir, image)
     result = predictor.classify_batch([gray], [mask], temper=False)
@@ -97,14 +96,18 @@ def test_two_branch_trains_on_real_images_and_the_predictor_serves_it(two_branch
     assert heat.heatmap.shape == gray.shape and 0 <= heat.heatmap.min() <= heat.heatmap.max() <= 1
 
 
-def test_a_two_branch_model_refuses_another_baseline(two_branch_bundle, tmp_path):
+@pytest.mark.full
+def test_a_two_branch_model_refuses_another_baseline_and_the_product_predictor_refuses_it(two_branch_bundle, tmp_path):
     from pipeline.inference.predictor import Predictor
 
+    with pytest.raises(ModelLoadError, match="two inputs .*TwoBranchPredictor"):
+        Predictor(two_branch_bundle[0])
     out, _ = two_branch_bundle
     other = tmp_path / "bundle"
     shutil.copytree(out, other, ignore=shutil.ignore_patterns("checkpoints"))
     keras.models.load_model(other / "classifier_baseline.keras", compile=False).save(other / "classifier_baseline.keras")
+    record_model(other, "raw", "test")  # a baseline recorded in the manifest, only not the one the fusion read
     with pytest.raises(ModelLoadError, match="another baseline"):
-        Predictor(other)
+        two_branch.TwoBranchPredictor(other)
     with pytest.raises(ModelLoadError, match="load 'raw' with it"):
-        Predictor(out, models=("seg", "refined"))
+        two_branch.TwoBranchPredictor(out, models=("seg", "refined"))

@@ -9,22 +9,15 @@ from pipeline import paths
 from pipeline.config import model_path
 from pipeline.errors import ModelLoadError
 from pipeline.imageio import load_image
-from pipeline.inference.predictor import Predictor
+from pipeline.inference.bundle import record_files
 from pipeline.inference.worker import PredictorProcess
 
 MODELS = paths.models_dir()
 pytestmark = pytest.mark.skipif(not model_path("seg", MODELS).is_file(), reason=f"trained models not found in {MODELS}")
 
 
-@pytest.fixture(scope="module")
-def worker():
-    w = PredictorProcess(MODELS)
-    yield w
-    w.close()
-
-
-def test_worker_answers_exactly_like_the_in_process_predictor(worker, busi_dir):
-    local = Predictor(MODELS)
+def test_worker_answers_exactly_like_the_in_process_predictor(worker, predictor, busi_dir):
+    local = predictor
     assert worker.classes == local.classes and set(worker.configs) == {"seg", "raw", "refined"}
     assert worker.manifest == local.manifest
     for name in ("malignant/malignant (2).png", "benign/benign (5).png", "normal/normal (4).png"):
@@ -44,11 +37,13 @@ def test_worker_passes_errors_back_and_keeps_serving(worker):
     assert worker.predict(np.full((64, 80), 90, np.uint8)).mask.shape == (64, 80)
 
 
+@pytest.mark.full  # a worker process of its own
 def test_missing_models_give_the_predictors_message(tmp_path):
     with pytest.raises(ModelLoadError, match="model file missing"):
         PredictorProcess(tmp_path)
 
 
+@pytest.mark.full  # a worker process of its own
 def test_a_stopped_worker_says_so(tmp_path):
     w = PredictorProcess(MODELS)
     w._proc.kill()
@@ -59,6 +54,7 @@ def test_a_stopped_worker_says_so(tmp_path):
     w.close()
 
 
+@pytest.mark.full  # a worker process of its own
 def test_a_start_up_failure_reaches_the_caller_with_its_reason(tmp_path):
     import shutil
 
@@ -66,10 +62,12 @@ def test_a_start_up_failure_reaches_the_caller_with_its_reason(tmp_path):
         if f.suffix in (".keras", ".json"):
             shutil.copy(f, tmp_path)
     (tmp_path / "unet.json").write_text("{ not json")
+    record_files(tmp_path, ["unet.json"])  # listed as it is, so the load itself fails
     with pytest.raises(ModelLoadError, match="JSONDecodeError"):
         PredictorProcess(tmp_path)
 
 
+@pytest.mark.full  # a worker process of its own
 def test_close_ends_the_worker():
     w = PredictorProcess(MODELS)
     proc = w._proc

@@ -23,7 +23,6 @@ ZOOM_CONFIG = {  # the zoomable overlay: wheel zooms, drag pans, double-click go
 }
 UPLOAD = "Upload an image"
 PICK = "Pick a test image from the dataset"
-CLASS_COLOURS = {"benign": "#2e7d32", "malignant": "#c62828", "normal": "#1565c0"}
 
 st.title("Diagnose an ultrasound image")
 disclaimer()

@@ -89,6 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     man.add_argument("--version", help="bundle version (default: keep the current one, else the package version)")
     man.add_argument("--models-dir", default=str(paths.models_dir()))
     man.set_defaults(func=_manifest)
+    ver = bsub.add_parser("verify", help="check every file of the model sets against its manifest SHA-256")
+    ver.add_argument("--models-dir", default=str(paths.models_dir()))
+    ver.set_defaults(func=_verify)
 
     ex = sub.add_parser("experiment", help="experiments whose results are recorded, not shipped")
     exsub = ex.add_subparsers(dest="experiment", required=True)
@@ -131,7 +134,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _feature_heads(args: argparse.Namespace) -> int:
     from pipeline.errors import DatasetError
-    from pipeline.training.feature_heads import run
+    from pipeline.experiments.feature_heads import run
 
     busbra = paths.busbra_dir(args.busbra)
     if not paths.busbra_available(busbra):
@@ -162,7 +165,7 @@ def _oof_masks(args: argparse.Namespace) -> int:
 
 def _refined_candidates(args: argparse.Namespace) -> int:
     from pipeline.errors import DatasetError
-    from pipeline.training.candidates import run
+    from pipeline.experiments.candidates import run
 
     busbra = paths.busbra_dir(args.busbra)
     if not paths.busbra_available(busbra):
@@ -195,6 +198,20 @@ def _manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from pipeline.errors import ModelLoadError
+    from pipeline.inference.bundle import verify_sets
+
+    results = verify_sets(args.models_dir)
+    for name, problems in results.items():
+        if not problems:
+            print(f"{name}: every file matches the manifest")
+    problems = [p for ps in results.values() for p in ps]
+    if problems:
+        raise ModelLoadError("; ".join(problems))
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     from pipeline.cli.predict import run, run_idc
     from pipeline.errors import BusiError
@@ -205,6 +222,15 @@ def _predict(args: argparse.Namespace) -> int:
     if not args.out:
         raise BusiError("predict: --out DIR is required for ultrasound images (the predicted masks go there)")
     return run(args.paths, args.out, Predictor(args.models_dir))
+
+
+def _refined_arch(choice: str):
+    """"crop", or the two-branch experiment's training recipe."""
+    if choice == "two-branch":
+        from pipeline.experiments.two_branch import RECIPE
+
+        return RECIPE
+    return choice
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -226,6 +252,6 @@ def _train(args: argparse.Namespace) -> int:
           resume=args.resume, limit=args.limit, models_dir=args.models_dir, steps_per_epoch=args.steps,
           arch=getattr(args, "arch", "lite2-unet"), busbra_root=busbra, init=args.init,
           class_weight_power=getattr(args, "class_weight_power", 1.0), normal_repeat=args.normal_repeat,
-          refined_arch=getattr(args, "refined_arch", "crop"), image_size=getattr(args, "image_size", None),
+          refined_arch=_refined_arch(getattr(args, "refined_arch", "crop")), image_size=getattr(args, "image_size", None),
           crop_masks=getattr(args, "crop_masks", None))
     return 0

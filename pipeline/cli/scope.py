@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _fit(args: argparse.Namespace) -> int:
     from pipeline.errors import DatasetError
-    from pipeline.inference import scope
     from pipeline.inference.predictor import Predictor
+    from pipeline.training import scope_fit
 
     busi, busbra = paths.dataset_dir(args.data), paths.busbra_dir(args.busbra)
     for name, root in (("BUSI", busi), ("BUS-BRA", busbra)):
@@ -31,7 +31,7 @@ def _fit(args: argparse.Namespace) -> int:
             raise DatasetError(f"{name} folder not found: {root}")
     print(f"loading the baseline classifier from {args.models_dir}", flush=True)
     predictor = Predictor(args.models_dir, models=("raw",))
-    scope.fit_and_evaluate(predictor, busi, busbra, args.models_dir,
-                           n_components=args.components or scope.N_COMPONENTS,
-                           say=lambda s: print(s, flush=True))
+    scope_fit.fit_and_evaluate(predictor, busi, busbra, args.models_dir,
+                               n_components=args.components or scope_fit.N_COMPONENTS,
+                               say=lambda s: print(s, flush=True))
     return 0

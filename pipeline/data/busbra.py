@@ -72,7 +72,3 @@ def load_sample(row: pd.Series | dict) -> tuple[np.ndarray, np.ndarray]:
     return gray, mask
 
 
-def patients_per_subset(index: pd.DataFrame) -> pd.DataFrame:
-    """Images and patients per subset and label (a patient lies in exactly one subset)."""
-    g = index.groupby(["subset", "label"])
-    return pd.DataFrame({"images": g.size(), "patients": g["case"].nunique()}).reset_index()

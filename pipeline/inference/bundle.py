@@ -1,8 +1,11 @@
-"""The model bundle manifest (``models/manifest.json``): version, date and each model's input/output contract.
+"""The model bundle manifest (``models/manifest.json``): version, date, each model's input/output contract, the
+preprocessing values and the SHA-256 of every file the Predictor loads.
 
 Like a MONAI bundle's metadata: what a model takes (shape, dtype, value range, channels) and gives, and what
-it is for. ``check_model`` compares a loaded network with its contract, so a file that does not match the
-code gives a clear message instead of wrong answers.
+it is for. ``check_model`` compares a loaded network with its contract and ``verify_file`` a file with its listed
+hash, so a swapped or changed file is refused by name instead of giving wrong answers. ``verify`` checks a whole
+model set (``python -m pipeline bundle verify``); ``MODEL_SETS`` registers the sets under ``models/``, each
+folder with a manifest holding a ``files`` list.
 """
 
 from __future__ import annotations
@@ -10,14 +13,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import preprocess
 from pipeline.config import CLASS_NAMES, MODEL_FILES, ModelConfig, config_path, model_path
 from pipeline.errors import ModelLoadError
+from pipeline.inference.scope import GATE_JSON, GATE_NPZ
 
 MANIFEST_FILE = "manifest.json"
 BUNDLE_NAME = "busi-cad"
+FIX_HINT = ("restore the bundle with `git checkout -- models/`, or, for a model retrained on purpose, record it with "
+            "`python -m pipeline bundle manifest`")
 
 INTENDED_USE = (
     "Research and teaching on breast-ultrasound images (BUSI-like B-mode frames). Not a medical device: "
@@ -47,15 +55,8 @@ CONTRACTS = {
                    "meaning": "softmax over classes", "classes": list(CLASS_NAMES)},
     },
 }
-TWO_BRANCH_CONTRACT = {  # the refined classifier when it is the two-branch network (pipeline.nets.two_branch)
-    "role": "refined classifier: lesion-centred crop of the predicted mask fused with the baseline's whole-frame "
-            "features inside one network",
-    "input": {"shape": [[None, "image_size", "image_size", 3], [None, "global_width"]], "dtype": "float32",
-              "range": [[0.0, 255.0], None], "channels": ["grayscale repeated on 3 channels", "features"],
-              "prepared_by": ["pipeline.preprocess.refined_input",
-                              "the baseline classifier's pooled features (layer avg_pool, flip-averaged like it)"]},
-    "output": CONTRACTS["refined"]["output"],
-}
+ARCH_CONTRACTS: dict[str, dict] = {}  # refined-classifier contracts of other architectures, by config backbone
+# (registered by the experiments that build them: pipeline.experiments.two_branch)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -75,14 +76,24 @@ def _resolve(shape: list, sizes: dict) -> list:
 
 def contract(name: str, cfg: ModelConfig) -> dict:
     """The input/output contract of model ``name`` with its configured sizes filled in."""
-    from pipeline.nets.two_branch import ARCH
-
-    two_branch = name == "refined" and cfg.backbone == ARCH
-    c = json.loads(json.dumps(TWO_BRANCH_CONTRACT if two_branch else CONTRACTS[name]))
+    other = ARCH_CONTRACTS.get(cfg.backbone) if name == "refined" else None
+    c = json.loads(json.dumps(other or CONTRACTS[name]))
     sizes = {"image_size": cfg.image_size, "global_width": cfg.notes.get("global_width")}
     for part in ("input", "output"):
         c[part]["shape"] = _resolve(c[part]["shape"], sizes)
     return c
+
+
+def loaded_files(models_dir: str | Path) -> list[str]:
+    """The files of ``models_dir`` the Predictor loads (each model and its config, the scope gate), those present."""
+    names = [n for m in MODEL_FILES for n in (model_path(m).name, config_path(m).name)] + [GATE_NPZ, GATE_JSON]
+    return [n for n in names if (Path(models_dir) / n).is_file()]
+
+
+def file_entries(models_dir: str | Path, names: list[str]) -> list[dict]:
+    """``[{"path", "sha256", "bytes"}]`` of files ``names`` in ``models_dir``."""
+    return [{"path": n, "sha256": file_sha256(Path(models_dir) / n), "bytes": (Path(models_dir) / n).stat().st_size}
+            for n in names]
 
 
 def model_entry(models_dir: str | Path, name: str) -> dict:
@@ -103,6 +114,7 @@ def build_manifest(models_dir: str | Path, version: str, now: dt.datetime | None
         "preprocessing": {"seg_size": preprocess.SEG_SIZE, "crop_margin": preprocess.CROP_MARGIN,
                           "crop_min_fraction": preprocess.CROP_MIN_FRACTION},
         "models": models,
+        "files": file_entries(models_dir, loaded_files(models_dir)),
     }
 
 
@@ -118,6 +130,22 @@ def record_model(models_dir: str | Path, name: str, version: str) -> Path:
     path = Path(models_dir) / MANIFEST_FILE
     manifest = json.loads(path.read_text()) if path.is_file() else build_manifest(models_dir, version, names=(name,))
     manifest["models"][name] = model_entry(models_dir, name)
+    return _write_files(path, manifest, [model_path(name).name, config_path(name).name])
+
+
+def record_files(models_dir: str | Path, names: list[str]) -> Path:
+    """Refresh the hashes of files ``names`` in ``models_dir``'s manifest (after a step rewrote them: configs
+    chosen by ``evaluate``, the scope gate)."""
+    path = Path(models_dir) / MANIFEST_FILE
+    return _write_files(path, read_manifest(models_dir), names)
+
+
+def _write_files(path: Path, manifest: dict, names: list[str]) -> Path:
+    """Write ``manifest`` with the entries of ``names`` added or replaced (in ``loaded_files`` order) and today's date."""
+    entries = {e["path"]: e for e in manifest.get("files", [])}
+    entries.update({e["path"]: e for e in file_entries(path.parent, names)})
+    order = {n: i for i, n in enumerate(loaded_files(path.parent))}
+    manifest["files"] = sorted(entries.values(), key=lambda e: (order.get(e["path"], len(order)), e["path"]))
     manifest["date"] = dt.datetime.now(dt.UTC).date().isoformat()
     path.write_text(json.dumps(manifest, indent=1) + "\n")
     return path
@@ -154,3 +182,59 @@ def check_model(name: str, model, manifest: dict) -> None:
                 f"{MODEL_FILES[name]} does not match the bundle manifest: {part} shape {got}, expected {expected} "
                 f"({entry['role']}). The model file and manifest.json come from different versions: restore both "
                 "with `git checkout -- models/`, or re-export the bundle with `python -m pipeline bundle manifest`.")
+
+
+def verify_file(models_dir: str | Path, manifest: dict, name: str) -> str:
+    """The SHA-256 of file ``name`` in ``models_dir``; ModelLoadError naming it when it is missing, unlisted in the
+    manifest or differs from its listed hash."""
+    path = Path(models_dir) / name
+    listed = {e["path"]: e["sha256"] for e in manifest.get("files", [])}
+    if name not in listed:
+        raise ModelLoadError(f"{name} is not listed in the bundle manifest {Path(models_dir) / MANIFEST_FILE}: {FIX_HINT}")
+    if not path.is_file():
+        raise ModelLoadError(f"{name} is listed in the bundle manifest but missing from {models_dir}: {FIX_HINT}")
+    got = file_sha256(path)
+    if got != listed[name]:
+        raise ModelLoadError(f"{name} does not match the bundle manifest (SHA-256 {got[:12]}..., listed "
+                             f"{listed[name][:12]}...): the file was changed or swapped; {FIX_HINT}")
+    return got
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """A set of models with its own manifest: ``folder`` under the models folder; ``required(folder)``: the files
+    its loader reads, which the manifest must list."""
+
+    folder: str
+    required: Callable[[Path], list[str]] = lambda folder: []
+
+
+MODEL_SETS: dict[str, ModelSet] = {BUNDLE_NAME: ModelSet(".", loaded_files)}  # one entry per model set
+
+
+def verify(folder: str | Path, required: list[str] = ()) -> list[str]:
+    """Problems of the model set in ``folder`` (one line each; [] when every listed file matches its hash and every
+    file of ``required`` is listed)."""
+    try:
+        manifest = read_manifest(folder)
+    except ModelLoadError as exc:
+        return [str(exc)]
+    if not manifest.get("files"):
+        return [f"the bundle manifest {Path(folder) / MANIFEST_FILE} lists no files: {FIX_HINT}"]
+    names = [e["path"] for e in manifest["files"]] + [n for n in required if n not in {e["path"] for e in manifest["files"]}]
+    problems = []
+    for name in names:
+        try:
+            verify_file(folder, manifest, name)
+        except ModelLoadError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def verify_sets(models_root: str | Path) -> dict[str, list[str]]:
+    """``verify`` of every registered model set under ``models_root``: {set name: problems}."""
+    out = {}
+    for name, spec in MODEL_SETS.items():
+        folder = Path(models_root) / spec.folder
+        out[name] = verify(folder, spec.required(folder)) if folder.is_dir() else [f"model set folder missing: {folder}"]
+    return out

@@ -86,12 +86,6 @@ class GradCam:
         return np.clip(heat, 0.0, 1.0), idx
 
 
-def gradcam(model, batch_input: np.ndarray, class_index: int | None = None,
-            layer_name: str | None = None) -> np.ndarray:
-    """One-off Grad-CAM heatmap in [0, 1] at the model input size (see :class:`GradCam`)."""
-    return GradCam(model, layer_name)(batch_input, class_index)[0]
-
-
 @dataclass(frozen=True)
 class FrameHeatmap:
     """A heatmap on the full frame: ``heatmap`` (H, W) in [0, 1], the region the classifier saw."""
@@ -112,11 +106,13 @@ def place_in_frame(heat: np.ndarray, shape: tuple[int, int], box: tuple[int, int
 
 
 def refined_gradcam(cam: GradCam, gray: np.ndarray, mask: np.ndarray, class_index: int | None = None,
-                    size: int = preprocess.CLS_SIZE, extra: np.ndarray | None = None) -> FrameHeatmap:
+                    size: int = preprocess.CLS_SIZE, extra: np.ndarray | None = None,
+                    crop: tuple[float, float] = (preprocess.CROP_MARGIN, preprocess.CROP_MIN_FRACTION)) -> FrameHeatmap:
     """Grad-CAM of the refined classifier on its lesion-centred crop, mapped back onto the frame (``extra``: the
-    two-branch network's global features, held fixed, so the map shows what the crop branch looked at)."""
-    box = preprocess.lesion_box(mask)
-    heat, idx = cam(preprocess.refined_input(gray, mask, size), class_index, extra)
+    two-branch network's global features, held fixed, so the map shows what the crop branch looked at; ``crop``:
+    the bundle's crop margin and minimum fraction)."""
+    box = preprocess.lesion_box(mask, *crop)
+    heat, idx = cam(preprocess.refined_input(gray, mask, size, *crop), class_index, extra)
     h, w = gray.shape[:2]
     full_box = box if box is not None else (0, 0, w, h)
     return FrameHeatmap(place_in_frame(heat, (h, w), box), tuple(int(v) for v in full_box), box is None, idx)

@@ -25,9 +25,10 @@ import numpy as np
 from pipeline import paths, preprocess
 from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
 from pipeline.errors import ModelLoadError
-from pipeline.inference.bundle import check_model, file_sha256, read_manifest
+from pipeline.inference.bundle import check_model, read_manifest, verify_file
+from pipeline.inference.decisions import fuse, lesion_mask
 from pipeline.metrics import apply_temperature
-from pipeline.nets.two_branch import GLOBAL_LAYER, POOLED_LAYER, is_two_branch
+from pipeline.nets import POOLED_LAYER
 
 RESTORE_HINT = (
     "The trained models ship with the project in models/: restore them with "
@@ -132,26 +133,13 @@ def _batches(seq: Sequence, n: int = BATCH):
         yield seq[i:i + n]
 
 
-def masks_from_probability(prob: np.ndarray, threshold: float, presence_threshold: float = 0.0) -> np.ndarray:
-    """0/1 mask of ``prob >= threshold``; empty when no pixel reaches ``presence_threshold`` (the lesion-presence
-    gate, chosen on validation to keep lesions from being outlined in normal images)."""
-    if presence_threshold > 0 and float(prob.max()) < presence_threshold:
-        return np.zeros(prob.shape, np.uint8)
-    return (prob >= threshold).astype(np.uint8)
-
-
-def _check_two_branch(models_dir: Path, model, cfg: ModelConfig, baseline_sha256: str | None) -> bool:
-    """True when the refined model is the two-branch network; it needs the baseline it was trained on
-    (``baseline_sha256``: the loaded baseline file's hash, None when the baseline is not loaded)."""
-    if not is_two_branch(model):
-        return False
-    if baseline_sha256 is None:
-        raise ModelLoadError("the two-branch refined classifier reads the baseline's features: load 'raw' with it")
-    expected = cfg.notes.get("global_branch_sha256")
-    if expected and expected != baseline_sha256:
-        raise ModelLoadError(f"{model_path('refined', models_dir).name} was trained on another baseline classifier "
-                             f"than {model_path('raw', models_dir).name}: retrain it, or {RESTORE_HINT}")
-    return True
+def _crop_settings(manifest: dict) -> tuple[float, float]:
+    """The refined classifier's crop margin and minimum fraction, from the bundle manifest's preprocessing block."""
+    try:
+        block = manifest["preprocessing"]
+        return float(block["crop_margin"]), float(block["crop_min_fraction"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"the bundle manifest has no valid preprocessing block ({exc!r}): {RESTORE_HINT}") from exc
 
 
 class Predictor:
@@ -159,6 +147,10 @@ class Predictor:
 
     ``models`` picks a subset (e.g. ``("seg",)`` for segmentation only, as training uses it).
     """
+
+    # the baseline layer whose pooled features a refined classifier with a second input reads (None: a crop
+    # classifier; set by pipeline.experiments.two_branch.TwoBranchPredictor)
+    global_layer: str | None = None
 
     def __init__(self, models_dir: str | Path | None = None, models: Sequence[str] = ALL_MODELS,
                  runtime: str | None = None):
@@ -172,18 +164,23 @@ class Predictor:
         self._fns = {}
         self._sha: dict[str, str] = {}
         self._build_lock = threading.Lock()
+        for name in models:  # what is missing, then every file against its manifest hash, before any is loaded
+            for path, what in ((model_path(name, self.models_dir), "model file"),
+                               (config_path(name, self.models_dir), "model config")):
+                if not path.is_file():
+                    raise ModelLoadError(f"{what} missing: {path}. {RESTORE_HINT}")
+        self.manifest = read_manifest(self.models_dir)
+        for name in models:
+            self._sha[name] = verify_file(self.models_dir, self.manifest, model_path(name).name)
+            verify_file(self.models_dir, self.manifest, config_path(name).name)
         for name in models:
             model = load_keras_model(model_path(name, self.models_dir))
-            self.manifest = self.manifest or read_manifest(self.models_dir)
             check_model(name, model, self.manifest)
-            cfg_file = config_path(name, self.models_dir)
-            if not cfg_file.is_file():
-                raise ModelLoadError(f"model config missing: {cfg_file}. {RESTORE_HINT}")
-            self.configs[name] = ModelConfig.load(cfg_file)
-            self._sha[name] = file_sha256(model_path(name, self.models_dir))
+            self.configs[name] = ModelConfig.load(config_path(name, self.models_dir))
             setattr(self, f"{name}_model", model)
-        self.two_branch = "refined" in self.configs and _check_two_branch(self.models_dir, self.refined_model,
-                                                                          self.configs["refined"], self._sha.get("raw"))
+        self.crop = _crop_settings(self.manifest)  # (margin, minimum fraction) of the refined classifier's crop
+        if "refined" in self.configs:
+            self._check_refined()
         self.scope = None  # the scope gate, when its files exist and the baseline classifier is loaded
         if "raw" in self.configs:
             self._load_scope_gate()
@@ -192,10 +189,21 @@ class Predictor:
         self._lock = threading.Lock()
         self._cam_lock = threading.Lock()
 
-    def _load_scope_gate(self) -> None:
-        """Load models/scope_gate.* when present (predictions work without it, with ``in_scope=None``)."""
-        from pipeline.inference.scope import ScopeGate
+    def _check_refined(self) -> None:
+        """A refined classifier with two inputs is the unshipped two-branch experiment: refused here."""
+        if isinstance(self.refined_model.input_shape, list):
+            raise ModelLoadError(f"{model_path('refined', self.models_dir).name} takes two inputs (the two-branch "
+                                 "experiment): load it with pipeline.experiments.two_branch.TwoBranchPredictor")
 
+    def _load_scope_gate(self) -> None:
+        """Load models/scope_gate.* when present (predictions work without it, with ``in_scope=None``); files
+        present or listed in the manifest must match their hashes."""
+        from pipeline.inference.scope import GATE_JSON, GATE_NPZ, ScopeGate
+
+        listed = {e["path"] for e in self.manifest.get("files", [])}
+        for name in (GATE_NPZ, GATE_JSON):
+            if name in listed or (self.models_dir / name).is_file():
+                verify_file(self.models_dir, self.manifest, name)
         gate = ScopeGate.load(self.models_dir)
         if gate is not None:
             self._feature_fn(self._baseline_layers(gate.feature_layer))
@@ -208,7 +216,7 @@ class Predictor:
 
     def _baseline_layers(self, scope_layer: str | None) -> tuple[str, ...]:
         """Baseline layers one classification pass reads: the two-branch network's global features, the gate's."""
-        layers = (GLOBAL_LAYER,) if self.two_branch else ()
+        layers = (self.global_layer,) if self.global_layer else ()
         return layers + ((scope_layer,) if scope_layer else ())
 
     def _feature_fn(self, layers: tuple[str, ...], name: str = "raw"):
@@ -283,7 +291,7 @@ class Predictor:
     def segment_batch(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Predicted 0/1 masks at each image's own size (empty where the presence gate finds no lesion)."""
         cfg = self.configs["seg"]
-        return [masks_from_probability(p, cfg.threshold, cfg.presence_threshold)
+        return [lesion_mask(p, cfg.threshold, cfg.presence_threshold)
                 for p in self.segment_probabilities(grays)]
 
     def _run_features(self, batch: np.ndarray, layers: tuple[str, ...], name: str = "raw",
@@ -323,7 +331,7 @@ class Predictor:
         global_feats = self._global_features(grays)
         for i, chunk in enumerate(_batches(list(zip(grays, masks)))):
             extra = None if global_feats is None else global_feats[i * BATCH:(i + 1) * BATCH]
-            f, p = self._run_features(np.stack([preprocess.refined_input(g, m, size) for g, m in chunk]),
+            f, p = self._run_features(np.stack([preprocess.refined_input(g, m, size, *self.crop) for g, m in chunk]),
                                       (layer or POOLED_LAYER,), "refined", extra)
             feats.append(f[0])
             probs.append(p)
@@ -331,7 +339,7 @@ class Predictor:
 
     def _global_features(self, grays: Sequence[np.ndarray]) -> np.ndarray | None:
         """The baseline's pooled features the two-branch network fuses (None for the crop classifier)."""
-        return self._baseline_outputs(grays, (GLOBAL_LAYER,))[0][0] if self.two_branch else None
+        return self._baseline_outputs(grays, (self.global_layer,))[0][0] if self.global_layer else None
 
     # --- classification -------------------------------------------------------------------------
     def model_probabilities(self, name: str, inputs: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
@@ -343,8 +351,7 @@ class Predictor:
 
     def combine(self, base: np.ndarray, crop: np.ndarray, temper: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(baseline, refined) probabilities from the two classifiers' untempered outputs."""
-        w = self.configs["refined"].fusion_weight
-        refined = w * crop + (1 - w) * base
+        refined = fuse(base, crop, self.configs["refined"].fusion_weight)
         if not temper:
             return base, refined
         return (apply_temperature(base, self.configs["raw"].temperature),
@@ -363,12 +370,12 @@ class Predictor:
         feats = global_feats = None
         if layers:  # one baseline pass also gives the features the gate and the two-branch network read
             outs, base = self._baseline_outputs(grays, layers)
-            global_feats = outs[0] if self.two_branch else None
+            global_feats = outs[0] if self.global_layer else None
             feats = outs[-1] if features else None
         else:
             base = self.model_probabilities("raw", np.stack([preprocess.cls_input(g, raw_size) for g in grays]))
-        crop = self.model_probabilities(
-            "refined", np.stack([preprocess.refined_input(g, m, crop_size) for g, m in zip(grays, masks)]), global_feats)
+        crops = np.stack([preprocess.refined_input(g, m, crop_size, *self.crop) for g, m in zip(grays, masks)])
+        crop = self.model_probabilities("refined", crops, global_feats)
         baseline, refined = self.combine(base, crop, temper=temper)
         return ClassifierOutputs(baseline, crop, refined), feats
 
@@ -378,7 +385,7 @@ class Predictor:
 
         With the scope gate loaded, also says whether the image looks like a breast-ultrasound frame
         (``in_scope``); the label is computed either way. The gate sees colour when ``image`` is RGB(A)
-        or when ``rgb`` (the colour version of a grayscale ``image``, e.g. ``LoadedImage.rgb``) is given;
+        or when ``rgb`` (the colour version of a grayscale ``image``, e.g. ``LoadedImage.colour``) is given;
         ``rgb`` is used by the gate only.
         """
         t0 = time.perf_counter()
@@ -433,16 +440,16 @@ class Predictor:
             if getattr(self, "_gradcam", None) is None:
                 self._gradcam = GradCam(self.refined_model)
             return refined_gradcam(self._gradcam, gray, mask, self.classes.index(label),
-                                   self.configs["refined"].image_size, extra=global_feats)
+                                   self.configs["refined"].image_size, extra=global_feats, crop=self.crop)
 
 
 def image_record(predictor: Predictor, loaded, name: str) -> tuple[Prediction, dict]:
-    """Predict one loaded image (``imageio.LoadedImage``; the gate sees its colour version) and build the record
+    """Predict one loaded image (``imageio.LoadedImage``; the gate sees its colour pixels, if any) and build the record
     the CLI and the HTTP API give for it: ``image``, ``Prediction.to_record()``, ``measurements`` (in mm when the
     file gives the pixel spacing) and the loader's ``warnings``."""
     from pipeline.inference.measure import measure
 
-    pred = predictor.predict(loaded.pixels, rgb=loaded.rgb)
+    pred = predictor.predict(loaded.pixels, rgb=loaded.colour)
     record = {"image": name, **pred.to_record(), "measurements": measure(pred.mask, loaded.pixel_spacing_mm).to_dict(),
               "warnings": list(loaded.warnings)}
     return pred, record

@@ -30,6 +30,7 @@ from pipeline import metrics
 from pipeline.config import CLASS_NAMES, ModelConfig, config_path
 from pipeline.data.items import labels, load_items
 from pipeline.data.split import read_split
+from pipeline.inference.bundle import record_files
 from pipeline.paths import LITE2_WEIGHTS, MODELS_DIR, SPLIT_CSV
 
 DEFAULT_OUT = MODELS_DIR / "experiments" / "crossval.json"
@@ -81,6 +82,7 @@ def _fix_choices(models_dir: Path) -> None:
         if name == "refined":
             cfg.fusion_weight = FIXED["fusion_weight"]
         cfg.save(config_path(name, models_dir))
+    record_files(models_dir, [config_path(n).name for n in ("seg", "raw", "refined")])
 
 
 def score_fold(models_dir: Path, root: Path, split_csv: Path) -> dict:

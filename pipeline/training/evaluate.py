@@ -23,27 +23,11 @@ import numpy as np
 from pipeline import metrics, paths
 from pipeline.config import config_path, model_path
 from pipeline.data.items import labels, load_items
-from pipeline.inference.bundle import file_sha256
-from pipeline.inference.predictor import Predictor, masks_from_probability
+from pipeline.inference import decisions
+from pipeline.inference.bundle import file_sha256, record_files
+from pipeline.inference.predictor import Predictor
 from pipeline.inference.report import json_safe
 from pipeline.paths import MODELS_DIR, PROJECT_ROOT, SPLIT_CSV
-
-THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
-FUSION_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
-PRESENCE_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
-MAX_NORMAL_FP = 0.10  # target: normal images with a predicted lesion
-
-
-def choose_presence(maps: list[np.ndarray], items, threshold: float,
-                    candidates: tuple[float, ...] = PRESENCE_THRESHOLDS, max_fp: float = MAX_NORMAL_FP):
-    """The lesion-presence threshold: the best mean lesion Dice among candidates whose normal-image false-positive
-    rate is at most ``max_fp`` (else the lowest rate). Returns (threshold, {candidate: (dice, fp rate)})."""
-    truths = [it.mask for it in items]
-    table = {c: metrics.lesion_dice_and_normal_fp([masks_from_probability(m, threshold, c) for m in maps], truths)
-             for c in candidates}
-    ok = [c for c in candidates if table[c][1] <= max_fp]
-    best = max(ok, key=lambda c: (table[c][0], -c)) if ok else min(candidates, key=lambda c: (table[c][1], -table[c][0]))
-    return best, table
 
 
 def infer(predictor: Predictor, items, temper: bool = True, masks: list[np.ndarray] | None = None) -> dict:
@@ -151,18 +135,17 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
     print(f"evaluating on {len(val)} validation and {len(test)} test images", flush=True)
     if choose:
         seg_cfg = predictor.configs["seg"]
-        lesion_idx = [i for i, it in enumerate(val) if it.mask.any()]
+        truths = [it.mask for it in val]
         dice_by = {}
         for flip in (False, True):
             seg_cfg.flip_tta = flip
             maps = predictor.segment_probabilities([it.gray for it in val])
-            for t in THRESHOLDS:
-                dice_by[(flip, t)] = float(np.mean([metrics.dice(maps[i] >= t, val[i].mask) for i in lesion_idx]))
-        seg_cfg.flip_tta, seg_cfg.threshold = max(dice_by, key=lambda k: (dice_by[k], -abs(k[1] - 0.5), not k[0]))
+            dice_by.update({(flip, t): d for t, d in decisions.lesion_dice_by_threshold(maps, truths).items()})
+        seg_cfg.flip_tta, seg_cfg.threshold = decisions.choose_threshold(dice_by)
         mean_dice = {f"{t}{' flip' if f else ''}": v for (f, t), v in dice_by.items()}
         seg_cfg.notes["val_dice_by_threshold"] = mean_dice
         maps = predictor.segment_probabilities([it.gray for it in val])
-        seg_cfg.presence_threshold, presence = choose_presence(maps, val, seg_cfg.threshold)
+        seg_cfg.presence_threshold, presence = decisions.choose_presence(maps, truths, seg_cfg.threshold)
         seg_cfg.notes["val_dice_and_normal_fp_by_presence_threshold"] = {str(c): v for c, v in presence.items()}
         choice_items = val + _busbra_choice_items(predictor, busbra_root)
         y_val = labels(choice_items)
@@ -179,8 +162,7 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
         for name in ("raw", "refined"):
             predictor.configs[name].flip_tta = flip
         res = infer(predictor, choice_items, temper=False, masks=val_masks)
-        nll_by_weight = {w: metrics.log_loss(w * res["crop"] + (1 - w) * res["raw"], y_val) for w in FUSION_WEIGHTS}
-        weight = min(FUSION_WEIGHTS, key=lambda w: (nll_by_weight[w], -w))
+        weight, nll_by_weight = decisions.choose_fusion_weight(res["raw"], res["crop"], y_val)
         predictor.configs["refined"].fusion_weight = weight
         predictor.configs["refined"].notes["val_nll_by_fusion_weight"] = nll_by_weight
         predictor.configs["raw"].notes["val_nll_by_flip_tta"] = {str(k): v for k, v in nll_by_flip.items()}
@@ -190,6 +172,7 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
         predictor.configs["refined"].notes["classifier_choices_on"] = _choice_set_name(len(val), len(choice_items))
         for name, cfg in predictor.configs.items():
             cfg.save(config_path(name, models_dir))
+        record_files(models_dir, [config_path(name).name for name in predictor.configs])
         print(f"chosen on val: mask threshold {seg_cfg.threshold} (flip {seg_cfg.flip_tta}, presence gate "
               f"{seg_cfg.presence_threshold}), classifier flip TTA {flip}, "
               f"fusion weight {weight}, temperatures "

@@ -29,8 +29,10 @@ from pipeline import metrics
 from pipeline.config import ModelConfig, config_path
 from pipeline.data.items import Item, load_busbra_items, load_items
 from pipeline.data.split import read_split
-from pipeline.errors import DatasetError, ModelLoadError
+from pipeline.errors import ModelLoadError
+from pipeline.inference import decisions
 from pipeline.paths import CACHE_DIR, LITE2_WEIGHTS, MODELS_DIR, SPLIT_CSV
+from pipeline.training.crop_masks import load_masks, save_masks
 
 DEFAULT_OUT = CACHE_DIR / "oof_masks.npz"
 DEFAULT_SUMMARY = MODELS_DIR / "experiments" / "oof_masks.json"
@@ -38,60 +40,15 @@ SEED = 20261201
 BUSBRA_TRAIN_FOLDS = (1, 2, 3)
 
 
-def save_masks(path: str | Path, masks: dict[str, np.ndarray]) -> Path:
-    """Write {image id: 0/1 mask} compactly (bits packed) to an ``.npz``."""
-    ids = sorted(masks)
-    shapes = np.array([masks[i].shape for i in ids], dtype=np.int32).reshape(-1, 2)
-    packed = [np.packbits(masks[i].astype(bool).ravel()) for i in ids]
-    offsets = np.cumsum([0] + [len(b) for b in packed]).astype(np.int64)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, ids=np.array(ids, dtype=str), shapes=shapes, offsets=offsets,
-                        bits=np.concatenate(packed) if packed else np.zeros(0, np.uint8))
-    return path
-
-
-def load_masks(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a file written by ``save_masks``: {image id: uint8 0/1 mask}."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"out-of-fold masks not found: {path} (python -m pipeline train oof-masks)")
-    with np.load(path, allow_pickle=False) as f:
-        ids, shapes, offsets, bits = f["ids"], f["shapes"], f["offsets"], f["bits"]
-    out = {}
-    for i, (h, w) in enumerate(shapes):
-        flat = np.unpackbits(bits[offsets[i]:offsets[i + 1]], count=int(h) * int(w))
-        out[str(ids[i])] = flat.reshape(int(h), int(w))
-    return out
-
-
-def attach_crop_masks(items: list[Item], path: str | Path) -> None:
-    """Set ``crop_mask`` of every item from the file; every item must have one of the image's own size."""
-    masks = load_masks(path)
-    missing = [it.image for it in items if it.image not in masks]
-    if missing:
-        raise DatasetError(f"{len(missing)} training images have no out-of-fold mask in {path} "
-                           f"(e.g. {missing[0]}): make them again with python -m pipeline train oof-masks")
-    for it in items:
-        mask = masks[it.image]
-        if mask.shape != it.mask.shape:
-            raise DatasetError(f"out-of-fold mask of {it.image} is {mask.shape}, the image {it.mask.shape}")
-        it.crop_mask = mask
-    print(f"training crops follow {len(items)} out-of-fold predicted masks from {Path(path).name}", flush=True)
-
-
 def choose_settings(maps: list[np.ndarray], items: list[Item]) -> dict:
     """A fold UNet's mask threshold and presence gate, by the rules ``evaluate`` applies to the shipped UNet on
     validation (best mean lesion Dice; then the presence gate with at most 10% of normal images outlined), here on
     the fold's held-out training images: a UNet trained briefly is less confident than the shipped one, so the
     shipped gate (0.99) would empty most of its masks, and the crops would not look like those of use."""
-    from pipeline.training.evaluate import THRESHOLDS, choose_presence
-
-    lesion = [i for i, it in enumerate(items) if it.mask.any()]
-    dice = {t: float(np.mean([metrics.dice(maps[i] >= t, items[i].mask) for i in lesion])) if lesion else 0.0
-            for t in THRESHOLDS}
-    threshold = max(THRESHOLDS, key=lambda t: (dice[t], -abs(t - 0.5)))
-    presence, table = choose_presence(maps, items, threshold)
+    truths = [it.mask for it in items]
+    dice = decisions.lesion_dice_by_threshold(maps, truths)
+    _, threshold = decisions.choose_threshold({(False, t): d for t, d in dice.items()})
+    presence, table = decisions.choose_presence(maps, truths, threshold)
     return {"threshold": threshold, "presence_threshold": presence,
             "lesion_dice_by_threshold": {str(t): v for t, v in dice.items()},
             "lesion_dice_and_normal_fp_by_presence_threshold": {str(c): list(v) for c, v in table.items()}}
@@ -112,7 +69,7 @@ def run(busi_root: str | Path, busbra_root: str | Path, work_dir: str | Path, *,
     ``only``: redo these folds (their UNets continue from their last epoch up to ``epochs``; their masks are made
     again); the other folds are kept as they are. ``limit``/``steps``: smoke tests (random weights, few images).
     """
-    from pipeline.inference.predictor import Predictor, masks_from_probability
+    from pipeline.inference.predictor import Predictor
     from pipeline.training.crossval import assign_folds, fold_split
     from pipeline.training.train import train
 
@@ -153,7 +110,7 @@ def run(busi_root: str | Path, busbra_root: str | Path, work_dir: str | Path, *,
         items = parts["busi"] + parts["busbra"]
         maps = predictor.segment_probabilities([it.gray for it in items])
         settings = choose_settings(maps, items)
-        predicted = [masks_from_probability(m, settings["threshold"], settings["presence_threshold"]) for m in maps]
+        predicted = [decisions.lesion_mask(m, settings["threshold"], settings["presence_threshold"]) for m in maps]
         del maps
         masks = {it.image: m for it, m in zip(items, predicted)}
         n_busi = len(parts["busi"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -20,7 +22,6 @@ from pipeline import preprocess
 from pipeline.config import BUSBRA_TRAINING, CLASS_NAMES, ModelConfig, config_path, model_path
 from pipeline.data.items import Item, load_items
 from pipeline.inference.bundle import record_model
-from pipeline.nets import two_branch
 from pipeline.paths import MODELS_DIR, SPLIT_CSV
 from pipeline.training import augment
 
@@ -103,14 +104,6 @@ def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size
     return preprocess.cls_input(gray, size), y
 
 
-def two_branch_example(item: Item, rng: np.random.Generator | None):
-    """((frame, crop), one-hot) for the two-branch network: the whole frame and the lesion crop, each prepared
-    (and augmented) as for its single-branch classifier."""
-    frame, y = cls_example(item, rng, refined=False)
-    crop, _ = cls_example(item, rng, refined=True)
-    return (frame, crop), y
-
-
 def _use_predicted_masks(items: list[Item], models_dir: Path) -> None:
     """Give validation items the masks the Predictor predicts (same flip averaging and threshold as in use), so
     the refined classifier's epochs are chosen on the input it meets in the app (ground-truth crops would
@@ -127,7 +120,7 @@ def _use_predicted_masks(items: list[Item], models_dir: Path) -> None:
     print(f"validation crops follow the masks predicted by {seg_file.name} through the Predictor", flush=True)
 
 
-def _initialisation_of(model_file: str | Path) -> str:
+def initialisation_of(model_file: str | Path) -> str:
     """The ``initialisation`` recorded in a saved model's config, if any."""
     cfg = Path(model_file).with_suffix(".json")
     return json.loads(cfg.read_text()).get("initialisation", "unknown") if cfg.is_file() else "unknown"
@@ -170,25 +163,6 @@ def _seg_score_callback(val_items: list[Item], fp_weight: float = 0.5):
     return SegScore()
 
 
-def _build_two_branch(models_dir: Path, backbone: str, weights: str | None, init: str | Path | None):
-    """The two-branch training model: the baseline in ``models_dir`` (frozen) + a local branch (``init`` or new)."""
-    from pipeline.errors import ModelLoadError
-    from pipeline.nets import networks
-
-    base_file = model_path("raw", models_dir)
-    if not base_file.is_file():
-        raise ModelLoadError(f"the two-branch network reads the baseline's features: {base_file} not found")
-    baseline = _load_initial(base_file)
-    if init is not None:
-        local = _load_initial(init)
-        local_init = f"warm start from {Path(init).name} (itself: {_initialisation_of(init)})"
-    else:
-        local, local_init = networks.build_classifier(backbone, preprocess.CLS_SIZE, weights)
-    model = two_branch.build_training_model(baseline, two_branch.build_two_branch(baseline, local))
-    return model, (f"global branch: {base_file.name}, frozen; local branch: {local_init}; "
-                   "fusion layer: mean of the two heads' logits")
-
-
 def _resized(model, backbone: str, size: int):
     """Classifier ``model`` rebuilt for ``size`` x ``size`` inputs with the same weights and frozen layers."""
     from pipeline.nets import networks
@@ -200,7 +174,7 @@ def _resized(model, backbone: str, size: int):
     return new
 
 
-def _load_initial(path: str | Path):
+def load_initial(path: str | Path):
     """A saved model to start from (warm start), without its optimizer state."""
     import keras
 
@@ -209,12 +183,22 @@ def _load_initial(path: str | Path):
     return keras.models.load_model(path, compile=False, custom_objects=CUSTOM_OBJECTS)
 
 
+@dataclass(frozen=True)
+class RefinedRecipe:
+    """Another refined-classifier architecture (an experiment, e.g. ``pipeline.experiments.two_branch.RECIPE``)."""
+
+    example: Callable  # (item, rng) -> (inputs, one-hot)
+    build: Callable  # (models_dir, backbone, weights, init) -> (training model, initialisation text)
+    configure: Callable  # (cfg, models_dir, training model) -> None: backbone and notes of the config
+    export_layer: str | None = None  # the nested inference model to save (None: the whole model)
+
+
 def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16, learning_rate: float | None = None,
           backbone: str = "lite2", weights: str | None = "imagenet", patience: int = 8, seed: int = 1234,
           resume: bool = False, limit: int | None = None, models_dir: str | Path = MODELS_DIR,
           steps_per_epoch: int | None = None, split_csv: str | Path = SPLIT_CSV, arch: str = "lite2-unet",
           busbra_root: str | Path | None = None, init: str | Path | None = None,
-          class_weight_power: float = 1.0, normal_repeat: int = 1, refined_arch: str = "crop",
+          class_weight_power: float = 1.0, normal_repeat: int = 1, refined_arch: str | RefinedRecipe = "crop",
           image_size: int | None = None, select_best: bool = True,
           busbra_folds: dict[str, tuple[int, ...]] | None = None, crop_masks: str | Path | None = None) -> ModelConfig:
     """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
@@ -225,8 +209,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     ``normal_repeat``: show each normal (empty-mask) training image this many times per epoch; BUS-BRA has no
     normal images, so without it a UNet trained on both learns that every frame holds a lesion.
     ``refined_arch`` ("refined" only): "crop" (a classifier on the lesion crop, fused with the baseline by a
-    weighted average) or "two-branch" (``pipeline.nets.two_branch``: the shipped baseline in ``models_dir``,
-    frozen, as global branch; ``init``, if given, starts the local branch).
+    weighted average) or an experiment's ``RefinedRecipe`` (``pipeline.experiments.two_branch.RECIPE``: the
+    shipped baseline in ``models_dir``, frozen, as global branch; ``init``, if given, starts the local branch).
     ``image_size`` (classifiers): input side in pixels (default ``preprocess.CLS_SIZE``); a warm start from a model
     of another size keeps its weights (the convolutions do not depend on the input size).
     ``select_best``: export the best validation epoch (default), else the last one (when the validation images
@@ -240,7 +224,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     from pipeline.nets import losses, networks
 
     seed_everything(seed)
-    models_dir = Path(models_dir)
+    models_dir, recipe = Path(models_dir), None
     ckpt_dir = models_dir / "checkpoints" / name
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     train_items = load_items(root, "train", split_csv, limit)
@@ -254,7 +238,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     if crop_masks is not None:
         if name != "refined" or refined_arch != "crop":
             raise ValueError("crop_masks is for the refined crop classifier only")
-        from pipeline.training.oof_masks import attach_crop_masks
+        from pipeline.training.crop_masks import attach_crop_masks
 
         attach_crop_masks(train_items, crop_masks)
     if normal_repeat > 1:
@@ -287,18 +271,15 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         make = partial(cls_example, refined=refined, size=size)
         lr = learning_rate or 3e-4
         build = partial(networks.build_classifier, backbone, size, weights)
-        if refined and refined_arch == "two-branch":
-            make, build, init = two_branch_example, partial(_build_two_branch, models_dir, backbone, weights, init), None
+        if refined and isinstance(refined_arch, RefinedRecipe):
+            recipe = refined_arch
+            make, build, init = recipe.example, partial(recipe.build, models_dir, backbone, weights, init), None
         elif refined_arch != "crop":
-            raise ValueError(f"unknown refined architecture {refined_arch!r}; choose 'crop' or 'two-branch'")
+            raise ValueError(f"unknown refined architecture {refined_arch!r}; choose 'crop' or an experiment's recipe")
         compile_kw = dict(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05),
                           metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")])
         monitor, mode, weights_arg = "val_macro_f1", "max", class_weights(train_items, class_weight_power)
         cfg = ModelConfig(name=name, image_size=size, backbone=backbone)
-        if make is two_branch_example:
-            from pipeline.inference.bundle import file_sha256
-            cfg.backbone = two_branch.ARCH
-            cfg.notes["global_branch_sha256"] = file_sha256(model_path("raw", models_dir))
     cfg.seed, cfg.epochs, cfg.batch_size, cfg.learning_rate = seed, epochs, batch_size, lr
 
     state_file = ckpt_dir / "state.json"
@@ -311,15 +292,15 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         print(f"resuming {name} after epoch {initial_epoch}", flush=True)
     else:
         if init is not None:
-            model = _load_initial(init)
+            model = load_initial(init)
             if name != "seg" and tuple(model.input_shape[1:3]) != (cfg.image_size, cfg.image_size):
                 model = _resized(model, backbone, cfg.image_size)
-            cfg.initialisation = f"warm start from {Path(init).name} (itself: {_initialisation_of(init)})"
+            cfg.initialisation = f"warm start from {Path(init).name} (itself: {initialisation_of(init)})"
         else:
             model, cfg.initialisation = build()
         model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=1e-4), **compile_kw)
-    if make is two_branch_example:  # the width of the global features the fusion reads
-        cfg.notes["global_width"] = int(model.get_layer(two_branch.GLOBAL_BRANCH).output.shape[-1])
+    if recipe is not None:
+        recipe.configure(cfg, models_dir, model)
 
     def schedule(epoch, _lr):
         warm = 1 if name != "seg" else 0
@@ -374,7 +355,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     if crop_masks is not None:
         cfg.notes["training_crops"] = f"out-of-fold predicted masks ({Path(crop_masks).name})"
     out = export_model(ckpt_dir / ("best.keras" if select_best else "last.keras"), model_path(name, models_dir),
-                       layer=two_branch.NETWORK if make is two_branch_example else None)
+                       layer=recipe.export_layer if recipe is not None else None)
     cfg.save(config_path(name, models_dir))
     record_model(models_dir, name, pipeline.__version__)
     kept = f"best epoch {cfg.best_epoch}, {monitor}={cfg.notes['best_value']}" if select_best else \

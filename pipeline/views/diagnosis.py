@@ -51,7 +51,7 @@ def analyse(predictor: Predictor, image: imageio.LoadedImage, *, name: str | Non
             source: str = "upload", true_label: str | None = None,
             truth_mask: np.ndarray | None = None) -> Diagnosis:
     """Predict and measure one loaded image (the scope gate also sees its colour version)."""
-    pred = predictor.predict(image.pixels, rgb=image.rgb)
+    pred = predictor.predict(image.pixels, rgb=image.colour)
     meas = measure(pred.mask, image.pixel_spacing_mm)
     return Diagnosis(name or image.name or "image", source, image, pred, meas, true_label, truth_mask)
 

@@ -17,11 +17,12 @@ import numpy as np
 from pipeline import metrics
 from pipeline.config import CLASS_NAMES, ModelConfig, config_path, model_path
 from pipeline.data.items import labels, load_busbra_items, load_items
+from pipeline.inference import decisions
 from pipeline.inference.bundle import file_sha256
 from pipeline.paths import MODELS_DIR, SPLIT_CSV
 
 DEFAULT_OUT = MODELS_DIR / "experiments" / "refined_candidates.json"
-WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)  # weight of the refined model; the rest is the baseline (0: baseline alone)
+WEIGHTS = decisions.FUSION_WEIGHTS  # weight of the refined model; the rest is the baseline (0: baseline alone)
 
 
 def scores(probs: np.ndarray, y: np.ndarray) -> dict:
@@ -34,7 +35,7 @@ def scores(probs: np.ndarray, y: np.ndarray) -> dict:
 def compare(models_dirs: list[str | Path], busi_root: str | Path, busbra_root: str | Path,
             split_csv: str | Path = SPLIT_CSV) -> dict:
     """Validation scores of each folder's refined model, alone and fused with its baseline (see module docstring)."""
-    from pipeline.inference.predictor import Predictor
+    from pipeline.experiments.two_branch import predictor_for
 
     busi = load_items(busi_root, "val", split_csv)
     items = busi + load_busbra_items(busbra_root, "val")
@@ -42,7 +43,7 @@ def compare(models_dirs: list[str | Path], busi_root: str | Path, busbra_root: s
     grays = [it.gray for it in items]
     masks, table = None, {}
     for folder in models_dirs:
-        predictor = Predictor(folder)
+        predictor = predictor_for(folder)
         for name in ("raw", "refined"):
             predictor.configs[name].flip_tta = True
         if masks is None:
@@ -51,7 +52,7 @@ def compare(models_dirs: list[str | Path], busi_root: str | Path, busbra_root: s
         cfg = ModelConfig.load(config_path("refined", folder))
         rows = {}
         for w in WEIGHTS:
-            p = w * out.crop + (1 - w) * out.baseline
+            p = decisions.fuse(out.baseline, out.crop, w)
             rows[str(w)] = {"all": scores(p, y), "busi_val": scores(p[:n_busi], y[:n_busi]),
                             "busbra_fold4": scores(p[n_busi:], y[n_busi:])}
         table[str(folder)] = {"refined_backbone": cfg.backbone, "refined_initialisation": cfg.initialisation,

@@ -28,8 +28,9 @@ from pipeline import metrics, paths
 from pipeline.config import CLASS_NAMES
 from pipeline.data.items import Item, labels, load_busbra_items, load_items
 from pipeline.inference.measure import measure
-from pipeline.inference.predictor import POOLED_LAYER, Predictor
+from pipeline.inference.predictor import Predictor
 from pipeline.inference.report import json_safe
+from pipeline.nets import POOLED_LAYER
 
 L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 DESCRIPTORS = ("has_lesion", "area_fraction", "log_aspect", "taller_than_wide", "circularity", "irregularity",
