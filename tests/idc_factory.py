@@ -37,11 +37,13 @@ def expected_probability(cell: np.ndarray) -> float:
 def save_known_answer_model(models_dir: Path, **config) -> Path:
     """Write ``models_dir/idc/idc_classifier.{keras,json}`` (config fields overridable); returns ``models_dir``."""
     from pipeline.config import IDC_CONFIG_FILE, IDC_MODEL_FILE, IdcConfig, idc_dir_in
+    from pipeline.inference.bundle import write_idc_manifest
 
     folder = idc_dir_in(models_dir)
     folder.mkdir(parents=True, exist_ok=True)
     known_answer_model().save(folder / IDC_MODEL_FILE)
     IdcConfig(**config).save(folder / IDC_CONFIG_FILE)
+    write_idc_manifest(folder, "0.0.0-test")
     return Path(models_dir)
 
 

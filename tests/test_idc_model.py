@@ -58,3 +58,23 @@ def test_committed_model_reproduces_its_test_figures(predictor, metrics, idc_dir
     s = binary_scores(test.labels, predictor.probabilities(test.images), predictor.config.threshold)
     for k in ("balanced_accuracy", "f1_idc", "auc"):
         assert s[k] == pytest.approx(metrics["test"]["network"]["summary"][k], abs=2e-3), k
+
+
+def test_a_changed_idc_file_is_refused_by_name(tmp_path):
+    from idc_factory import save_known_answer_model
+
+    folder = save_known_answer_model(tmp_path) / "idc"
+    IdcPredictor(tmp_path)  # as written: accepted
+    config = json.loads((folder / "idc_classifier.json").read_text())
+    (folder / "idc_classifier.json").write_text(json.dumps({**config, "threshold": 0.01}))
+    with pytest.raises(ModelLoadError, match="idc_classifier.json does not match the bundle manifest"):
+        IdcPredictor(tmp_path)
+    (folder / "manifest.json").unlink()
+    with pytest.raises(ModelLoadError, match="manifest missing"):
+        IdcPredictor(tmp_path)
+
+
+def test_bundle_verify_covers_the_idc_set():
+    from pipeline.inference.bundle import verify_sets
+
+    assert verify_sets(paths.MODELS_DIR) == {"busi-cad": [], "idc": []}

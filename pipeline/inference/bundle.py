@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import preprocess
-from pipeline.config import CLASS_NAMES, MODEL_FILES, ModelConfig, config_path, model_path
+from pipeline.config import (
+    CLASS_NAMES,
+    IDC_CONFIG_FILE,
+    IDC_MODEL_FILE,
+    IDC_SUBDIR,
+    MODEL_FILES,
+    ModelConfig,
+    config_path,
+    model_path,
+)
 from pipeline.errors import ModelLoadError
 from pipeline.inference.scope import GATE_JSON, GATE_NPZ
 
@@ -209,7 +218,40 @@ class ModelSet:
     required: Callable[[Path], list[str]] = lambda folder: []
 
 
-MODEL_SETS: dict[str, ModelSet] = {BUNDLE_NAME: ModelSet(".", loaded_files)}  # one entry per model set
+IDC_FILES = [IDC_MODEL_FILE, IDC_CONFIG_FILE]
+IDC_CONTRACT = {
+    "role": "IDC patch classifier (H&E histopathology, 50x50 px at 40x; tiles are cut into such cells)",
+    "input": {"shape": [None, 50, 50, 3], "dtype": "float32", "range": [0.0, 255.0], "channels": "RGB",
+              "prepared_by": "pipeline.inference.idc.check_patches"},
+    "output": {"shape": [None, 2], "dtype": "float32", "range": [0.0, 1.0], "meaning": "softmax over classes",
+               "classes": ["non-IDC", "IDC"]},
+}
+MODEL_SETS: dict[str, ModelSet] = {  # one entry per model set
+    BUNDLE_NAME: ModelSet(".", loaded_files),
+    "idc": ModelSet(IDC_SUBDIR, lambda folder: list(IDC_FILES)),
+}
+
+
+def write_idc_manifest(folder: str | Path, version: str) -> Path:
+    """Write the IDC model set's ``manifest.json`` (its contract and the SHA-256 of its files) in ``folder``."""
+    folder = Path(folder)
+    manifest = {"name": f"{BUNDLE_NAME}-idc", "version": version, "date": dt.datetime.now(dt.UTC).date().isoformat(),
+                "intended_use": "Research and teaching on H&E histopathology patches (invasive ductal carcinoma). "
+                                "Not a medical device.",
+                "classes": IDC_CONTRACT["output"]["classes"],
+                "models": {"idc": {"file": IDC_MODEL_FILE, "config": IDC_CONFIG_FILE, **IDC_CONTRACT}},
+                "files": file_entries(folder, IDC_FILES)}
+    path = folder / MANIFEST_FILE
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return path
+
+
+def check_idc_model(model) -> None:
+    """ModelLoadError when a loaded IDC network's input or output shape is not the contract's."""
+    got_in, got_out = _shape(model.input_shape), _shape(model.output_shape)
+    if got_in != IDC_CONTRACT["input"]["shape"] or got_out != IDC_CONTRACT["output"]["shape"]:
+        raise ModelLoadError(f"{IDC_SUBDIR}/{IDC_MODEL_FILE} takes {got_in} and gives {got_out}; the bundle contract "
+                             f"says {IDC_CONTRACT['input']['shape']} -> {IDC_CONTRACT['output']['shape']}: {FIX_HINT}")
 
 
 def verify(folder: str | Path, required: list[str] = ()) -> list[str]:

@@ -194,10 +194,15 @@ class IdcPredictor:
         if model is not None:
             self.model, self.config = model, config or IdcConfig()
             return
+        from pipeline.inference.bundle import check_idc_model, read_manifest, verify_file
+
         model_file, config_file = self.folder / IDC_MODEL_FILE, self.folder / IDC_CONFIG_FILE
         for f in (model_file, config_file):
             if not f.is_file():
                 raise ModelLoadError(f"IDC model file missing: models/idc/{f.name}. {IDC_RESTORE_HINT}")
+        manifest = read_manifest(self.folder)  # the set's own manifest: every file checked before it is loaded
+        self.sha256 = verify_file(self.folder, manifest, IDC_MODEL_FILE)
+        verify_file(self.folder, manifest, IDC_CONFIG_FILE)
         try:
             import keras
 
@@ -206,10 +211,9 @@ class IdcPredictor:
         except Exception as exc:  # noqa: BLE001 - keras raises many types for a damaged file
             raise ModelLoadError(f"the IDC model models/idc/{model_file.name} cannot be loaded "
                                  f"({type(exc).__name__}). {IDC_RESTORE_HINT}") from exc
-        from pipeline.inference.bundle import file_sha256
+        check_idc_model(self.model)
         from pipeline.inference.runtime import make_runner
 
-        self.sha256 = file_sha256(model_file)
         self._runner, self.runtime = make_runner(self.model, runtime or default_runtime(), self.sha256, "model",
                                                  label="idc_classifier")
 

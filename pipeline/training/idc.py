@@ -21,11 +21,13 @@ import numpy as np
 from pipeline import paths
 from pipeline.config import IDC_CONFIG_FILE, IDC_MODEL_FILE, IdcConfig, idc_dir_in
 from pipeline.data.idc import IdcPack, load_idc
+from pipeline.inference.bundle import write_idc_manifest
 from pipeline.inference.idc import IdcPredictor
 from pipeline.metrics import auc, log_loss, roc_curve
 from pipeline.training.idc_augment import augment_patches
 
 CHECKPOINTS = paths.MODELS_DIR / "checkpoints" / "idc"
+IDC_BUNDLE_VERSION = "1.0.0"  # models/idc/manifest.json
 
 
 def balanced_weights(labels: np.ndarray) -> np.ndarray:
@@ -106,6 +108,7 @@ def train_idc(root: str | Path | None = None, *, models_dir: str | Path | None =
     config.notes = {"datasets": "IDC pack, 187 training patients (2,431 patches)", "history": state["history"],
                     "selection": "epoch with the best validation ROC-AUC (43 patients, 586 patches)"}
     config.save(out_dir / IDC_CONFIG_FILE)
+    write_idc_manifest(out_dir, IDC_BUNDLE_VERSION)
     log(f"kept epoch {state['best_epoch']}: wrote {out_dir / IDC_MODEL_FILE}")
     return out_dir / IDC_MODEL_FILE
 

@@ -23,9 +23,11 @@ import numpy as np
 from pipeline import paths
 from pipeline.config import IDC_CONFIG_FILE, IDC_METRICS_FILE, idc_dir_in
 from pipeline.data.idc import IDC_CLASSES, IdcPack, load_idc
+from pipeline.inference.bundle import write_idc_manifest
 from pipeline.inference.idc import IdcPredictor
 from pipeline.inference.report import json_safe
 from pipeline.metrics import apply_temperature, auc, expected_calibration_error, fit_temperature, log_loss, roc_curve
+from pipeline.training.idc import IDC_BUNDLE_VERSION
 
 N_BOOT = 2000
 SEED = 0
@@ -228,6 +230,7 @@ def evaluate_idc(root: str | Path | None = None, *, models_dir: str | Path | Non
     }
     metrics["earlier_test_readings"] = earlier_readings(folder / IDC_METRICS_FILE)
     cfg.save(folder / IDC_CONFIG_FILE)
+    write_idc_manifest(folder, IDC_BUNDLE_VERSION)
     (folder / IDC_METRICS_FILE).write_text(json.dumps(json_safe(metrics), indent=1, allow_nan=False) + "\n")
     log(json.dumps({"network": metrics["test"]["network"]["summary"], "features": metrics["test"]["features"]["summary"]}))
     return metrics
