@@ -65,6 +65,14 @@ COLOUR_VALUE_MIN = 64  # on 0..255
 # ...and the image is flagged when more than this fraction of its pixels are such
 # (1 %: a Doppler box is usually several %, caliper marks / text are far less).
 COLOUR_FRACTION_WARN = 0.01
+# A tinted gray map (a scanner's colour map applied to the gray level: blue, sepia, green B-mode) is still
+# grayscale ultrasound: every channel is a function of the luminance. It is taken as such when at least
+# TINT_SHARE of the pixels lie within TINT_TOLERANCE levels of their channel's mean at their luminance (icons,
+# a pictogram or calipers in colour may make up the rest) and the channels differ by TINT_MIN_SPREAD on average.
+TINT_SHARE = 0.97
+TINT_TOLERANCE = 6
+TINT_MIN_SPREAD = 2.0
+TINT_SAMPLE = 1_000_000  # pixels looked at, at most (a regular subsample of larger images)
 # Mostly blank: more than BLANK_FRACTION of pixels within +-BLANK_TOLERANCE grey
 # levels of the most common value, or a global standard deviation below BLANK_STD.
 BLANK_TOLERANCE = 4
@@ -109,7 +117,8 @@ class LoadedImage:
     pixel_spacing_mm: tuple[float, float] | None = None
     warnings: tuple[str, ...] = ()
     name: str | None = None
-    is_colour: bool = False  # the file held colour (else ``rgb`` repeats the gray image, for display)
+    is_colour: bool = False  # colour the ultrasound path must read; False for a gray file (``rgb`` repeats the gray
+    # image) and for a tinted gray map (``rgb`` keeps the tint, for display and the histopathology path)
 
     @property
     def colour(self) -> np.ndarray | None:
@@ -438,6 +447,21 @@ def _composite_on_black(colour: np.ndarray, alpha: np.ndarray, warnings: list[st
     return ((colour.astype(np.uint32) * a + 127) // 255).astype(np.uint8)
 
 
+def tinted_gray_map(rgb: np.ndarray, gray: np.ndarray) -> bool:
+    """True when a colour image is a gray image under a colour map (each channel a function of the luminance)."""
+    step = max(1, int(math.ceil(math.sqrt(gray.size / TINT_SAMPLE))))
+    g = gray[::step, ::step].ravel().astype(np.intp)
+    c = rgb[::step, ::step].reshape(-1, 3).astype(np.float32)
+    if np.abs(c - c.mean(axis=1, keepdims=True)).mean() < TINT_MIN_SPREAD:
+        return False  # (nearly) plain gray: nothing to convert
+    counts = np.maximum(np.bincount(g, minlength=256), 1)
+    close = np.ones(len(g), bool)
+    for ch in range(3):
+        mean = np.bincount(g, weights=c[:, ch], minlength=256) / counts
+        close &= np.abs(c[:, ch] - mean[g]) <= TINT_TOLERANCE
+    return bool(close.mean() >= TINT_SHARE)
+
+
 def strong_colour(rgb: np.ndarray) -> np.ndarray:
     """Boolean map of strongly saturated, not dark pixels (the loader's Doppler warning, the scope gate's statistics)."""
     mx = rgb.max(axis=2).astype(np.int16)
@@ -498,6 +522,10 @@ def _finish(
         raise ImageLoadError(f"{_prefix(name)}decoded data has unexpected shape {gray.shape}.")
     h, w = gray.shape
     _check_size(w, h, name)
+    if is_colour and rgb is not None and tinted_gray_map(rgb, gray):
+        warnings = [*warnings, "a tinted gray map (the scanner's colour map applied to the gray level): analysed as "
+                               "grayscale, from its luminance."]
+        is_colour = False  # rgb keeps the tint for display (and the IDC path); the ultrasound path reads the gray
     if rgb is None:
         rgb = np.repeat(gray[:, :, None], 3, axis=2)
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from bad_inputs import EXPECTED_KEYWORDS, bad_input_corpus, doppler_like, encode, exif_rotated_jpeg, speckle
@@ -430,3 +431,22 @@ def test_max_pixels_lowers_the_limit_for_one_call() -> None:
         load_image(data, name="x.png", max_pixels=h * w - 1)
     assert load_image(data, max_pixels=h * w).shape == (h, w)
     assert load_image(data).shape == (h, w)  # the lower limit does not stay
+
+
+def test_tinted_gray_map_is_read_as_grayscale_with_a_warning():
+    from pipeline.imageio import load_image, tinted_gray_map
+
+    rng = np.random.default_rng(0)
+    gray = cv2.GaussianBlur(rng.integers(0, 256, (120, 160)).astype(np.uint8), (5, 5), 0)
+    for tint in ((0.8, 0.92, 1.1), (1.1, 0.95, 0.72)):
+        rgb = np.clip(gray[:, :, None] * np.array(tint), 0, 255).astype(np.uint8)
+        rgb[5:15, 5:15] = (255, 140, 0)  # a small coloured icon does not change the verdict
+        loaded = load_image(cv2.imencode(".png", rgb[:, :, ::-1])[1].tobytes())
+        assert not loaded.is_colour and loaded.colour is None  # the ultrasound path reads the gray
+        assert loaded.rgb[..., 2].mean() != loaded.rgb[..., 0].mean()  # the tint kept for display
+        assert any("tinted gray map" in w for w in loaded.warnings)
+    plain = np.repeat(gray[:, :, None], 3, axis=2)
+    assert not tinted_gray_map(plain, gray)  # plain gray: nothing to convert
+    photo = rng.integers(0, 256, (120, 160, 3)).astype(np.uint8)  # colour not tied to the gray level
+    assert not tinted_gray_map(photo, cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
+    assert load_image(cv2.imencode(".png", photo)[1].tobytes()).is_colour

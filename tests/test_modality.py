@@ -21,8 +21,9 @@ from pipeline.inference.modality import (
     idc_warnings,
     ultrasound_redirect,
 )
-from pipeline.inference.scope import ScopeGate, non_ultrasound_corpus
+from pipeline.inference.scope import ScopeGate
 from pipeline.paths import MODELS_DIR
+from pipeline.training.scope_fit import non_ultrasound_corpus
 
 SAMPLE = 60  # frames per ultrasound dataset in the fast tier (every frame: test_modality_full.py)
 

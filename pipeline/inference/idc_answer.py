@@ -20,7 +20,7 @@ from pipeline.inference.modality import Modality, classify, idc_refusal, idc_war
 # The loader's warnings written for ultrasound frames (size against the ultrasound models' input, blank frames,
 # colour Doppler): they do not apply to H&E tiles and are left out of the IDC answer.
 ULTRASOUND_ONLY_WARNINGS = ("very small image", "very large image", "the image is mostly blank",
-                            "strongly saturated colour")
+                            "strongly saturated colour", "tinted gray map")
 IDC_COLOUR = (255, 255, 255)  # outline of the cells called IDC
 
 

@@ -208,7 +208,7 @@ def run_shift(predictor, datasets: dict[str, list], variations: list[str] | None
             for it in items:
                 data, truth = varied_bytes(it.gray, it.mask, it.image, variation, level)
                 loaded = load_image(data, name=it.image)
-                p = predictor.predict(loaded.pixels, rgb=loaded.rgb)
+                p = predictor.predict(loaded.pixels, rgb=loaded.colour)
                 rows.append({"label": classes[it.label], "baseline": p.baseline_label, "refined": p.label,
                              "dice": dice(p.mask, truth) if truth.any() else None, "outlined": bool(p.mask.any()),
                              "in_scope": p.in_scope})
