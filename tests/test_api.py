@@ -30,7 +30,7 @@ from pipeline.api.responses import redact_paths
 from pipeline.config import model_path
 from pipeline.errors import BusiError, ImageLoadError, ImageTooLargeError, ModelLoadError
 from pipeline.imageio import load_image
-from pipeline.inference.bundle import read_manifest
+from pipeline.inference.bundle import read_manifest, record_files
 from pipeline.inference.measure import measure
 from pipeline.inference.predictor import Predictor
 
@@ -148,7 +148,9 @@ def test_version_has_manifest_and_metrics(client):
     assert body["package_version"] == pipeline.__version__
     assert body["version"] == manifest["version"] and body["models"] == manifest["models"]
     assert set(body["models"]) == {"seg", "raw", "refined"}
-    assert body["model_sets"] == {"ultrasound": {"version": manifest["version"], "models": ["raw", "refined", "seg"]}}
+    idc = read_manifest(MODELS / "idc")
+    assert body["model_sets"] == {"ultrasound": {"version": manifest["version"], "models": ["raw", "refined", "seg"]},
+                                  "idc": {"version": idc["version"], "models": ["idc"]}}
     for entry in body["models"].values():
         assert {"input", "output", "sha256", "role"} <= set(entry)
     metrics = json.loads((MODELS / "metrics.json").read_text())
@@ -507,6 +509,12 @@ def test_a_truncated_model_file_is_named_as_such(tmp_path):
     unet = tmp_path / model_path("seg", MODELS).name
     unet.unlink()
     unet.write_bytes(model_path("seg", MODELS).read_bytes()[:300_000])
+    with pytest.raises(ModelLoadError, match="unet.keras does not match the bundle manifest"):
+        Predictor(tmp_path)  # the hash check comes first
+    manifest = tmp_path / "manifest.json"
+    manifest.unlink()  # a copy, not the link: recording the truncated file must not touch models/
+    manifest.write_text((MODELS / "manifest.json").read_text())
+    record_files(tmp_path, ["unet.keras"])
     with pytest.raises(ModelLoadError, match="is truncated or corrupt") as exc:
         Predictor(tmp_path)
     assert "File not found" not in str(exc.value)

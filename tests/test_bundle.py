@@ -39,9 +39,10 @@ def test_the_committed_bundle_lists_every_file_the_predictor_loads_and_matches(c
     manifest = bundle.read_manifest(MODELS)
     assert [e["path"] for e in manifest["files"]] == bundle.loaded_files(MODELS)
     assert {"scope_gate.npz", "scope_gate.json", "unet.json"} <= {e["path"] for e in manifest["files"]}
-    assert bundle.verify_sets(MODELS) == {bundle.BUNDLE_NAME: []}
+    assert bundle.verify_sets(MODELS) == {bundle.BUNDLE_NAME: [], "idc": []}
     assert main(["bundle", "verify"]) == 0
-    assert "busi-cad: every file matches the manifest" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "busi-cad: every file matches the manifest" in out and "idc: every file matches the manifest" in out
 
 
 def test_a_swapped_model_file_is_refused_by_name(tmp_path, capsys):
@@ -97,6 +98,7 @@ def test_a_registered_model_set_is_verified_from_its_own_folder(tmp_path, monkey
     other.mkdir()
     (other / "weights.bin").write_bytes(b"\x00" * 10)
     (other / bundle.MANIFEST_FILE).write_text(json.dumps({"files": bundle.file_entries(other, ["weights.bin"])}))
+    monkeypatch.delitem(bundle.MODEL_SETS, "idc")
     monkeypatch.setitem(bundle.MODEL_SETS, "other", bundle.ModelSet("other"))
     monkeypatch.setitem(bundle.MODEL_SETS, bundle.BUNDLE_NAME, bundle.ModelSet("absent"))
     assert bundle.verify_sets(tmp_path) == {bundle.BUNDLE_NAME: [f"model set folder missing: {tmp_path / 'absent'}"],
