@@ -26,7 +26,9 @@ APP = ROOT / "dashboard" / "app.py"
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-LABEL_RE = re.compile(r"Prediction: (benign|malignant|normal)")
+# The answer's heading: "Prediction: x", or "Research-only answer: x" for a picture the scope gate refused
+# that the user chose to analyse anyway.
+LABEL_RE = re.compile(r"(?:Prediction|Research-only answer): (benign|malignant|normal)")
 PAGE_TITLES = {"diagnose": "Diagnose an ultrasound image", "dataset": "The BUSI dataset",
                "models": "How good are the models?", "clinics": "Clinics and cancer centres nearby"}
 
@@ -134,6 +136,21 @@ def wait_idle(page, timeout_ms: int = 120_000, settle_ms: int = 800) -> None:
 
 def wait_title(page, title: str, timeout_ms: int = 120_000) -> None:
     page.get_by_role("heading", name=re.compile(re.escape(title))).first.wait_for(timeout=timeout_ms)
+
+
+def uploader_usable(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the Diagnose page's file input is there and enabled (files can be chosen)."""
+    page.wait_for_function(
+        "() => { const i = document.querySelector('[data-testid=\"stFileUploader\"] input[type=\"file\"]');"
+        " return !!i && !i.disabled; }", timeout=timeout_ms)
+
+
+def models_loaded(page, timeout_ms: int = 180_000) -> None:
+    """Wait until the Diagnose page no longer shows the models' loading progress."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stProgress\"]')"
+        " && !!document.querySelector('[data-testid=\"stFileUploader\"]')", timeout=timeout_ms)
+    wait_idle(page, timeout_ms=timeout_ms, settle_ms=0)
 
 
 def fit_viewport(page, width: int = 1400, max_height: int = 8000) -> int:

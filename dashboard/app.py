@@ -1,6 +1,7 @@
 """BUSI CAD research dashboard: `streamlit run dashboard/app.py` (or `make run`).
 
-One module per page under dashboard/views/; the work lives in pipeline/.
+One module per page under dashboard/views/; the work lives in pipeline/. A new page is one more line
+in ``PAGES`` (file under views/, title, Material icon); a file that is absent is simply not listed.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.common import DISCLAIMER, guarded
+from dashboard import state
+from dashboard.common import DISCLAIMER, guarded, page_style
 
 HERE = Path(__file__).resolve().parent
 
@@ -18,15 +20,19 @@ HERE = Path(__file__).resolve().parent
 # Material Symbols font that Streamlit serves itself.
 st.set_page_config(page_title="BUSI CAD — research dashboard", page_icon="🩺", layout="wide")
 
-pages = [
-    st.Page("views/diagnose.py", title="Diagnose", icon=":material/stethoscope:", default=True),
-    st.Page("views/dataset.py", title="Dataset", icon=":material/photo_library:"),
-    st.Page("views/models.py", title="Models", icon=":material/analytics:"),
-]
-if (HERE / "views" / "clinics.py").is_file():  # owned by the clinics work; shown once it exists
-    pages.append(st.Page("views/clinics.py", title="Clinics", icon=":material/local_hospital:"))
+PAGES = (  # (module under views/, title, icon); the first is the default page
+    ("diagnose", "Diagnose", ":material/stethoscope:"),
+    ("dataset", "Dataset", ":material/photo_library:"),
+    ("models", "Models", ":material/analytics:"),
+    ("clinics", "Clinics", ":material/local_hospital:"),
+)
 
-nav = st.navigation(pages)
+nav = st.navigation([st.Page(f"views/{name}.py", title=title, icon=icon, default=i == 0)
+                     for i, (name, title, icon) in enumerate(PAGES) if (HERE / "views" / f"{name}.py").is_file()])
+
+state.keep_page_state()  # results, filters and queries survive switching pages
+state.start_models()  # the models load in their own process while the first page is used
+page_style()
 
 with st.sidebar:
     st.markdown("**BUSI CAD** — breast-ultrasound segmentation and classification, for teaching "
