@@ -166,9 +166,13 @@ def fit_viewport(page, width: int = 1400, max_height: int = 8000) -> int:
 
 
 def open_page(page, base_url: str, name: str) -> None:
-    """Go to a page by clicking its sidebar link (falls back to its URL)."""
-    link = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]')
-    if name != "diagnose" and link.count():
+    """Go to a page by clicking its sidebar link, as a user would (the session and its state stay); falls back
+    to its URL (a new session) when there is no sidebar yet."""
+    if name == "diagnose":  # the default page's link ends in "/": find it by its title
+        link = page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Diagnose")
+    else:
+        link = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]')
+    if link.count():
         link.first.click()
     else:
         page.goto(base_url + ("/" if name == "diagnose" else f"/{name}"))

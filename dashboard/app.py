@@ -30,6 +30,7 @@ PAGES = (  # (module under views/, title, icon); the first is the default page
 nav = st.navigation([st.Page(f"views/{name}.py", title=title, icon=icon, default=i == 0)
                      for i, (name, title, icon) in enumerate(PAGES) if (HERE / "views" / f"{name}.py").is_file()])
 
+state.note_page(nav.url_path)
 state.keep_page_state()  # results, filters and queries survive switching pages
 state.start_models()  # the models load in their own process while the first page is used
 page_style()

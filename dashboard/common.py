@@ -19,7 +19,7 @@ WRAP_WIDTHS = (150, 300, 420)  # the minimum column widths wrapping_columns offe
 _CSS = "\n".join(
     [".stMainBlockContainer [class*='st-key-wrap'] [data-testid='stHorizontalBlock'] {flex-wrap: wrap;}"]
     + [f".stMainBlockContainer [class*='st-key-wrap{w}_'] [data-testid='stHorizontalBlock'] > "
-       f"[data-testid='stColumn'] {{min-width: min({w}px, 100%) !important; flex: 1 1 {w}px !important;}}"
+       f"[data-testid='stColumn'] {{min-width: min({w}px, 100%) !important;}}"
        for w in WRAP_WIDTHS])
 
 

@@ -201,12 +201,35 @@ def heatmap(predictor, diag: diagnosis.Diagnosis, result_key: str):
 # back in every run of app.py keeps it. File uploads and buttons cannot be assigned: the Diagnose page keeps
 # its upload's bytes itself (UPLOAD_KEY), the Clinics page its result.
 KEEP_KEYS = (
-    "source", "dataset_image", "alpha", "mode", "heat_alpha", "show_pred", "show_truth",  # Diagnose
+    "source", "dataset_image", "heat_alpha",  # Diagnose
     "ds_tab", "g_class", "g_subset", "g_dups", "g_size", "g_page", "g_filters", "dup_group",  # Dataset
     "presentation", "subset", "case_filter", "case_image",  # Models
     "clinics_mode", "clinics_place", "clinics_choice", "clinics_lat", "clinics_lon", "clinics_radius",  # Clinics
 )
 KEEP_PREFIXES = ("analyse_anyway:",)
+
+
+def note_page(name: str) -> None:
+    """Remember the page shown in this run and the one before (app.py calls this once per run)."""
+    st.session_state["page_before"] = st.session_state.get("page_now")
+    st.session_state["page_now"] = name
+
+
+def just_arrived() -> bool:
+    """True on the first run of a page after another page was shown (its widgets start afresh)."""
+    return st.session_state.get("page_before") != st.session_state.get("page_now")
+
+
+def kept_upload(upload, store: str) -> tuple[str, bytes] | None:
+    """The file of an uploader, kept in ``store`` across page switches: the uploader's file when there is one;
+    else the kept one, unless the user removed the file on this page (then it is forgotten)."""
+    seen = f"{store}:seen"
+    if upload is not None:
+        st.session_state[store] = (upload.name, upload.getvalue())
+    elif st.session_state.get(seen) and not just_arrived():  # it had a file in the last run here: removed
+        st.session_state.pop(store, None)
+    st.session_state[seen] = upload is not None
+    return st.session_state.get(store)
 
 
 def keep_page_state() -> None:

@@ -45,7 +45,8 @@ WIDTHS = (1400, 800)
 LABEL_OR_REFUSAL = re.compile(LABEL_RE.pattern + "|does not look like a breast ultrasound")
 # The plotly graph of the zoomable overlay: the one whose first trace is an image.
 ZOOM_GRAPH = "[...document.querySelectorAll('.js-plotly-plot')].find(g => g.data && g.data[0].type === 'image')"
-MAIN = "document.querySelector('[data-testid=\"stMainBlockContainer\"]').getBoundingClientRect().width"
+MAIN = ("(e => e.clientWidth - parseFloat(getComputedStyle(e).paddingLeft) - parseFloat(getComputedStyle(e).paddingRight))"
+        "(document.querySelector('[data-testid=\"stMainBlockContainer\"]'))")  # the content width
 # For every plotly chart but the zoomable image: is its legend inside the figure and off the plot area
 # (where it would hide curves or axis labels)? Returns the titles of the charts that fail.
 LEGEND_PROBLEMS = """() => {
@@ -89,7 +90,8 @@ def _diagnose(page, url: str, upload: Path, width: int) -> None:
     if not page.get_by_text(LABEL_RE).count():  # refused by the scope gate: the same words, then look anyway
         wait_idle(page)
         assert page.get_by_text("no label is shown").count()
-        assert not page.get_by_text(re.compile("distance .*x the acceptance limit")).count()
+        refusal = page.locator('[data-testid="stAlert"]').filter(has_text="does not look like").first.inner_text()
+        assert "distance" not in refusal, refusal  # plain words; the gate's numbers only in the detail line
         _shot(page, "diagnose_refused", width)
         page.get_by_text("Analyse anyway").first.click()
         page.get_by_text(LABEL_RE).first.wait_for(timeout=120_000)
@@ -97,10 +99,11 @@ def _diagnose(page, url: str, upload: Path, width: int) -> None:
     wait_idle(page)
     assert not page.locator('[data-testid="stException"]').count()
     page.wait_for_function(f"() => !!({ZOOM_GRAPH})", timeout=30_000)
+    _shot(page, "diagnose_result", width)
     graph = page.evaluate_handle(f"() => ({ZOOM_GRAPH})").as_element()
     graph.scroll_into_view_if_needed()
     b = graph.bounding_box()
-    assert b and b["width"] >= 0.6 * page.evaluate(f"() => {MAIN}") - 2, (b, width)  # large at any width
+    assert b and b["width"] >= 0.55 * page.evaluate(f"() => {MAIN}"), (b, width)  # large at any width
     before = _x_range(page)
     page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
     page.mouse.wheel(0, -400)
@@ -109,10 +112,15 @@ def _diagnose(page, url: str, upload: Path, width: int) -> None:
     page.wait_for_timeout(800)  # plotly applies wheel zoom in steps: let it settle
     zoomed = _x_range(page)
     assert zoomed[1] - zoomed[0] < before[1] - before[0], (before, zoomed)
-    # a new mask style redraws the image but keeps the zoom (plotly's uirevision)
-    page.get_by_text("contour" if width == WIDTHS[0] else "filled", exact=True).first.click()
-    wait_idle(page)
+    # another outline style (in the figure) and another heatmap opacity (a Streamlit rerun) keep the zoom
+    page.locator(".updatemenu-button").filter(has_text="Outline only").first.click()
+    page.wait_for_function(f"() => ({ZOOM_GRAPH}).data[1].visible === false", timeout=15_000)
     assert _x_range(page) == pytest.approx(zoomed, abs=1.0), "the zoom survives a change of style"
+    page.get_by_role("slider", name="Heatmap opacity").first.focus()
+    page.keyboard.press("ArrowRight")
+    wait_idle(page)
+    assert _x_range(page) == pytest.approx(zoomed, abs=1.0), "the zoom survives a rerun of the page"
+    page.locator(".updatemenu-button").filter(has_text="Prediction filled").first.click()
     graph = page.evaluate_handle(f"() => ({ZOOM_GRAPH})").as_element()
     b = graph.bounding_box()
     page.mouse.dblclick(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
@@ -121,7 +129,6 @@ def _diagnose(page, url: str, upload: Path, width: int) -> None:
                            timeout=15_000)
     assert not page.evaluate(LEGEND_PROBLEMS), page.evaluate(LEGEND_PROBLEMS)  # the probability chart
     heading = page.get_by_text(LABEL_RE).first.inner_text()
-    _shot(page, "diagnose_result", width)
     # the analysis survives a trip to another page
     open_page(page, url, "models")
     wait_title(page, PAGE_TITLES["models"])
@@ -135,10 +142,11 @@ def _dataset(page, url: str, width: int) -> None:
     open_page(page, url, "dataset")
     wait_title(page, PAGE_TITLES["dataset"])
     wait_idle(page)
-    charts = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(g => g.getBoundingClientRect().width)")
-    assert charts and min(charts) >= 0.45 * page.evaluate(f"() => {MAIN}") - 2, charts  # no slivers
-    assert not page.evaluate(LEGEND_PROBLEMS), page.evaluate(LEGEND_PROBLEMS)
     _shot(page, "dataset", width)
+    wait_idle(page)
+    charts = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(g => g.getBoundingClientRect().width)")
+    assert len(charts) >= 5 and min(charts) >= 0.45 * page.evaluate(f"() => {MAIN}") - 2, charts  # no slivers
+    assert not page.evaluate(LEGEND_PROBLEMS), page.evaluate(LEGEND_PROBLEMS)
     page.get_by_role("tab", name=re.compile("Gallery")).click()
     page.get_by_text(re.compile(r"Page \d+ of \d+")).first.wait_for(timeout=30_000)
     if page.get_by_role("button", name=re.compile("Previous page")).first.is_enabled():  # kept from the last width
@@ -150,13 +158,17 @@ def _dataset(page, url: str, width: int) -> None:
     page.keyboard.press("Enter")
     page.get_by_text(re.compile(rf"Page {start + 1} of \d+")).first.wait_for(timeout=30_000)
     wait_idle(page)
-    heights = page.evaluate("() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
+    heights = page.evaluate("() => [...document.querySelectorAll('[class*=\"st-key-grid_g_grid\"] img')]"
                             ".map(i => Math.round(i.getBoundingClientRect().height))")
     assert len(heights) == 12 and max(heights) - min(heights) <= 1, heights  # an even grid
     _shot(page, "dataset_gallery", width)
     page.get_by_role("tab", name=re.compile("Duplicates")).click()
     page.get_by_text("Cross-label conflicts").first.wait_for(timeout=30_000)
     wait_idle(page)
+    assert not page.evaluate(CUT_LABELS), page.evaluate(CUT_LABELS)
+    heights = page.evaluate("() => [...document.querySelectorAll('[class*=\"st-key-grid_conflict_\"] img')]"
+                            ".map(i => Math.round(i.getBoundingClientRect().height)).filter(h => h > 0)")
+    assert len(heights) >= 16 and max(heights) - min(heights) <= 1, heights  # conflicts side by side, even
     _shot(page, "dataset_duplicates", width)
     open_page(page, url, "models")  # the open tab survives a page switch
     wait_title(page, PAGE_TITLES["models"])
@@ -253,7 +265,9 @@ def test_pages_at_two_widths_without_outside_requests(chromium, tmp_path):
                 own = [o for o in outside if o[0] != "clinics"]
                 assert not own, own[:10]
                 assert not [o for o in outside if o[1] != "image"], outside[:10]
-                assert not missing, missing[:10]  # e.g. Leaflet's marker-icon.png
+                # e.g. Leaflet's marker-icon.png; Streamlit's /media/ files can 404 when a rerun replaced them first
+                missing = [u for u in missing if "/media/" not in u]
+                assert not missing, missing[:10]
                 unexpected = [e for e in errors if not (e[0] == "clinics" and e[1] == "Event")]
                 assert not unexpected, unexpected
             finally:

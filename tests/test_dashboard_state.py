@@ -145,9 +145,9 @@ def test_the_last_analysis_survives_navigation(models_env):
         toggles[0].set_value(True).run()
     heads = texts(at.subheader)
     assert "Prediction:" in heads or "Research-only answer:" in heads
-    at.radio(key="mode").set_value("contour").run()
+    at.slider(key="heat_alpha").set_value(0.8).run()
     go(at, "dataset")
     go(at, "diagnose")
     assert texts(at.subheader) == heads, "the same answer, without uploading again"
     assert "Your last upload, **scan.png**" in texts(at.caption)
-    assert at.radio(key="mode").value == "contour"
+    assert at.slider(key="heat_alpha").value == 0.8

@@ -127,15 +127,13 @@ elif kept is not None and kept["query"] == wanted:
         hide_index=True, width="stretch",
         column_order=["Name", "Distance (km)", "Type", "City / address", "Website", "Phone", "Breast/oncology",
                       "Source"],
-        column_config={
-            "Name": st.column_config.TextColumn("Name", width="medium"),
+        column_config={  # Name wide, the short columns narrow; the rest sized to their content
+            "Name": st.column_config.TextColumn("Name", width="large"),
             "Distance (km)": st.column_config.NumberColumn("km", format="%.1f", width="small",
                                                            help="Distance from the searched location (km)"),
-            "Type": st.column_config.TextColumn("Type", width="small"),
-            "City / address": st.column_config.TextColumn("City / address", width="medium"),
-            "Website": st.column_config.LinkColumn("Website", display_text=r"https?://(?:www\.)?([^/?#]+).*",
-                                                   width="medium"),
-            "Breast/oncology": st.column_config.TextColumn("Breast / oncology", width="small"),
+            "Website": st.column_config.LinkColumn("Website", display_text=r"https?://(?:www\.)?([^/?#]+).*"),
+            "Breast/oncology": st.column_config.TextColumn("Breast care", width="small",
+                                                           help="Oncology, radiology, gynaecology or breast care"),
         },
         key="clinics_table",
     )

@@ -44,8 +44,9 @@ def pct_column(label: str) -> st.column_config.NumberColumn:
 def thumbnails(rows, key: str, per_row: int = 4) -> None:
     """Dataset images side by side (even grid), each captioned with file, label and subset."""
     rows = list(rows.itertuples())
+    grid = st.container(key=f"grid_{key}")
     for start in range(0, len(rows), per_row):
-        cols = wrapping_columns(per_row, f"{key}_{start}", 150)
+        cols = grid.columns(per_row)  # a fixed grid: every thumbnail the same size, at any width
         for col, row in zip(cols, rows[start:start + per_row]):
             col.image(state.get_thumbnail(row.path, row.mask_paths), caption=explore.member_caption(row),
                       width="stretch")
@@ -161,10 +162,10 @@ with gallery:
 with dups:
     groups = explore.duplicate_groups(index)
     conflicts = groups[groups["cross_label"]] if not groups.empty else groups
-    a, b, c = st.columns(3)
+    a, b, c = wrapping_columns(3, "dup_counts", 150)
     a.metric("Near-duplicate groups", f"{len(groups):,}")
-    b.metric("Images in those groups", f"{int(groups['size'].sum()) if not groups.empty else 0:,}")
-    c.metric("Groups with conflicting labels", f"{len(conflicts):,}")
+    b.metric("Images in groups", f"{int(groups['size'].sum()) if not groups.empty else 0:,}")
+    c.metric("Label conflicts", f"{len(conflicts):,}", help="Groups whose images carry different labels")
     st.markdown(
         f"**How they are found:** every image is shrunk to 32×32 pixels and compared with every other; pairs "
         f"whose thumbnails correlate above {THRESHOLD} are linked, and linked images form a group. These are "
@@ -184,7 +185,7 @@ with dups:
         st.markdown("**Cross-label conflicts** — the same lesion filed under different classes, side by side:")
         for g in conflicts.itertuples():
             st.markdown(f"Group {g.group}: {g.labels} ({g.size} images, {g.subsets})")
-            thumbnails(explore.group_members(index, g.group), f"conflict_{g.group}", per_row=max(2, min(g.size, 4)))
+            thumbnails(explore.group_members(index, g.group), f"conflict_{g.group}")
     if not groups.empty:
         st.markdown("**Look at any group**")
         by_group = groups.set_index("group")

@@ -28,19 +28,11 @@ CLASS_COLOURS = {"benign": "#2e7d32", "malignant": "#c62828", "normal": "#1565c0
 
 UPLOAD_KEY = "diag_upload"  # (name, bytes) of the last upload: the uploader itself forgets it on a page switch
 TRUTH_KEY = "diag_truth"
-for key, value in (("alpha", 0.4), ("mode", "filled"), ("heat_alpha", 0.5), ("show_pred", True),
-                   ("show_truth", True)):
-    st.session_state.setdefault(key, value)
+st.session_state.setdefault("heat_alpha", 0.5)
 
 t_run = time.perf_counter()
 st.title("Diagnose an ultrasound image")
 disclaimer()
-
-
-def _kept(widget: str, store: str) -> None:
-    """Uploader callback: keep the new file's bytes; forget them when the user removes the file."""
-    f = st.session_state.get(widget)
-    st.session_state[store] = None if f is None else (f.name, f.getvalue())
 
 
 def wait_for_models():
@@ -72,11 +64,9 @@ result_key = ""
 if source == UPLOAD:
     upload = st.file_uploader(
         "Ultrasound image (PNG, JPEG, BMP, TIFF or DICOM — the content decides the format)",
-        type=None, key="upload", help=imageio.describe_supported(), on_change=_kept, args=("upload", UPLOAD_KEY),
+        type=None, key="upload", help=imageio.describe_supported(),
     )
-    if upload is not None:
-        st.session_state[UPLOAD_KEY] = (upload.name, upload.getvalue())
-    kept = st.session_state.get(UPLOAD_KEY)
+    kept = state.kept_upload(upload, UPLOAD_KEY)
     if kept is None:
         st.info("Upload a breast-ultrasound image to get the lesion outline, the predicted class and "
                 "measurements. " + imageio.describe_supported())
@@ -95,10 +85,8 @@ if source == UPLOAD:
     result_key = state.digest(data)
     with st.expander("Compare with your own ground-truth mask (optional)"):
         truth = st.file_uploader("Ground-truth mask of this image (white lesion on black, same size)",
-                                 type=None, key="truth_upload", on_change=_kept, args=("truth_upload", TRUTH_KEY))
-        if truth is not None:
-            st.session_state[TRUTH_KEY] = (truth.name, truth.getvalue())
-        kept_truth = st.session_state.get(TRUTH_KEY)
+                                 type=None, key="truth_upload")
+        kept_truth = state.kept_upload(truth, f"{TRUTH_KEY}:{result_key}")  # a mask belongs to its image
         if kept_truth is not None:
             try:
                 mask = diagnosis.load_truth_mask(kept_truth[1], kept_truth[0], diag.image.shape)
@@ -141,49 +129,74 @@ if refusal:
     st.markdown("You asked for the models' answer anyway: below is their **research-only answer**, not a label. "
                 "On a picture outside their scope it is not meaningful.")
 
-# --- display controls ---------------------------------------------------------------------
+# --- the zoomable view beside the answer -----------------------------------------------------------
+# Left: the image with the outlines, large, to zoom and pan. Its style controls (filled / contour / off, opacity,
+# ground truth on / off) live inside the figure and act in the browser: the figure sent stays the same, so a
+# zoom survives any change of style (Streamlit would redraw a changed figure from scratch, unzoomed).
+# Right: the answer at a glance (below the image when the window is narrow). Below: the original, the Grad-CAM
+# slot (filled last) and the measurements.
 has_truth = diag.truth_mask is not None
-c1, c2, c3, c4 = wrapping_columns(4, "diag_controls", 150)
-alpha = c1.slider("Mask opacity", 0.0, 1.0, step=0.05, key="alpha")
-mode = c2.radio("Mask style", ["filled", "contour"], horizontal=True, key="mode")
-heat_alpha = c3.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key="heat_alpha")
-show_pred = c4.checkbox("Predicted outline (pink)", key="show_pred")
-show_truth = c4.checkbox("Ground-truth outline (cyan)", key="show_truth", disabled=not has_truth,
-                         help=None if has_truth else "No ground truth for this image: pick a dataset image, or "
-                                                     "upload your mask under *Compare with your own ground-truth mask*.")
+OPACITY = 0.4  # the filled lesion's starting opacity (and the download's)
 
 
-def zoomable_figure(png: bytes, width: int, height: int, keep_view: str) -> go.Figure:
-    """The overlay as a plotly image (PNG data URI: small, sharp): scroll to zoom, drag to pan, equal aspect.
-    ``keep_view`` (plotly's uirevision): the zoom survives a change of style or opacity of the same image."""
-    fig = go.Figure(go.Image(source="data:image/png;base64," + base64.b64encode(png).decode("ascii"),
-                             hovertemplate="x %{x}, y %{y}<extra></extra>"))
+def _png_uri(array) -> str:
+    return "data:image/png;base64," + base64.b64encode(diagnosis.png_bytes(array)).decode("ascii")
+
+
+def zoomable_figure(layers: dict, width: int, height: int) -> go.Figure:
+    """The image and its outline layers as plotly images (PNG data URIs: small, sharp): scroll to zoom, drag to
+    pan, double-click to reset; buttons and a slider in the figure switch and blend the layers."""
+    fig = go.Figure()
+    names = [("image", "x %{x}, y %{y}<extra></extra>", 1.0), ("fill", None, OPACITY), ("outline", None, 1.0)]
+    if "truth" in layers:
+        names.append(("truth", None, 1.0))
+    for name, hover, opacity in names:
+        fig.add_trace(go.Image(source=_png_uri(layers[name]), name=name, opacity=opacity,
+                               hovertemplate=hover, hoverinfo=None if hover else "skip"))
+    n = len(names)
+
+    def shown(fill: bool, outline: bool, truth: bool) -> list[bool]:
+        return [True, fill, outline] + ([truth] if n == 4 else [])
+
+    styles = [("Prediction filled", shown(True, True, True)), ("Outline only", shown(False, True, True)),
+              ("No prediction", shown(False, False, True))]
+    menus = [dict(type="buttons", direction="right", x=0, xanchor="left", y=1.0, yanchor="bottom", pad=dict(b=4),
+                  showactive=True, active=0, font=dict(size=12),
+                  buttons=[dict(label=label, method="restyle", args=[{"visible": vis[1:3]}, [1, 2]])
+                           for label, vis in styles])]
+    if n == 4:
+        menus.append(dict(type="buttons", direction="right", x=1, xanchor="right", y=1.0, yanchor="bottom",
+                          pad=dict(b=4), showactive=True, active=0, font=dict(size=12),
+                          buttons=[dict(label="Ground truth", method="restyle", args=[{"visible": [True]}, [3]]),
+                                   dict(label="Hide", method="restyle", args=[{"visible": [False]}, [3]])]))
+    slider = dict(active=round(OPACITY * 10), x=0, len=1, y=0, yanchor="top", pad=dict(t=6, b=0),
+                  currentvalue=dict(prefix="Fill opacity ", font=dict(size=12)), font=dict(size=10),
+                  steps=[dict(label=f"{v / 10:.1f}", method="restyle", args=[{"opacity": [v / 10]}, [1]])
+                         for v in range(11)])
     axis = dict(visible=False, showgrid=False, zeroline=False)
-    fig.update_xaxes(**axis, range=[-0.5, width - 0.5], constrain="domain")
-    fig.update_yaxes(**axis, range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain")
-    fig.update_layout(dragmode="pan", margin=dict(l=0, r=0, t=0, b=0), plot_bgcolor="rgba(0,0,0,0)",
-                      height=int(min(560, max(220, 480 * height / max(width, 1)))), uirevision=keep_view)
+    # No fixed ranges: the image autoranges (y downwards, as images go).
+    fig.update_xaxes(**axis, constrain="domain")
+    fig.update_yaxes(**axis, scaleanchor="x", constrain="domain")
+    fig.update_layout(dragmode="pan", margin=dict(l=0, r=0, t=34, b=64), plot_bgcolor="rgba(0,0,0,0)",
+                      height=int(min(640, max(280, 560 * height / max(width, 1)))) + 98, updatemenus=menus,
+                      sliders=[slider], showlegend=False)
     return fig
 
 
-# --- the zoomable overlay beside the answer -------------------------------------------------------
-# Left: the image with the outlines, large, to zoom and pan. Right: the answer at a glance (below the image
-# when the window is narrow). Below: the original, the Grad-CAM slot (filled last) and the measurements.
-over = diagnosis.overlay_image(diag, alpha, mode, show_pred, show_truth)
 col_zoom, col_answer = wrapping_columns([3, 2], "diag_main", 300)
 with col_zoom:
-    st.plotly_chart(zoomable_figure(diagnosis.png_bytes(over), diag.image.width, diag.image.height, result_key),
+    st.plotly_chart(zoomable_figure(diagnosis.zoom_layers(diag), diag.image.width, diag.image.height),
                     width="stretch", config=ZOOM_CONFIG, key="zoom_overlay",
                     alt="Ultrasound image with the predicted lesion outline")
-    shown = [n for n, on in (("predicted lesion (pink)", show_pred),
-                             ("ground truth (cyan)", show_truth and has_truth)) if on]
-    st.caption(f"Outlines: {' and '.join(shown) or 'none (switched off)'}. **Scroll to zoom, drag to pan, "
-               "double-click to reset**; full screen: the button at the top right of the image.")
+    st.caption("Pink: predicted lesion" + ("; cyan: ground truth" if has_truth else "") + ". **Scroll to zoom, "
+               "drag to pan, double-click to reset**; the buttons and the slider in the picture change the outlines "
+               "and keep the zoom; full screen: the button at the top right.")
 
 with col_answer:
     out_of_scope = bool(analysed_anyway)
     if out_of_scope:
-        st.warning(f"**Out of scope — research-only answer.** {refusal}", icon=":material/block:")
+        st.warning("**Out of scope — research-only answer**, not a label (the reason is above).",
+                   icon=":material/block:")
     st.subheader(diagnosis.answer_heading(pred, out_of_scope))
     t_label = time.perf_counter() - t_run
     st.markdown(f"For **{diag.name}**, the refined model gives **{pred.label}** with **{pred.confidence:.0%}** "
@@ -219,6 +232,7 @@ with col_answer:
 col_orig, col_cam = wrapping_columns(2, "diag_images", 300)
 col_orig.image(diag.image.rgb, caption=f"Original — {diag.name} ({diag.image.width}×{diag.image.height} px)",
                width="stretch")
+heat_alpha = col_cam.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key="heat_alpha")
 cam_slot = col_cam.empty()
 cam_slot.info("Computing the Grad-CAM heatmap…")
 
@@ -276,11 +290,13 @@ except Exception as exc:  # noqa: BLE001 - an explanation failure must not hide 
 
 # --- downloads --------------------------------------------------------------------------------
 report = diagnosis.report_for(diag, predictor, heat, analysed_anyway=analysed_anyway,
-                              display={"mask_opacity": alpha, "mask_style": mode, "predicted_outline": show_pred,
-                                       "ground_truth_outline": show_truth and has_truth})
+                              display={"mask_opacity": OPACITY, "mask_style": "filled", "ground_truth_outline": has_truth})
 stem = Path(diag.name).stem or "image"
 d1, d2, _ = st.columns(3)
-d1.download_button("Overlay (PNG)", diagnosis.download_overlay(diag, alpha, mode, show_pred, show_truth),
+d1.download_button("Overlay (PNG)", diagnosis.download_overlay(diag, OPACITY, "filled"),
+                   help="The image with the predicted lesion filled" + (" and the ground truth outlined" if has_truth
+                                                                        else "")
+                   + ", then the label, its confidence, the colour legend and the research-tool line.",
                    file_name=f"{stem}_overlay.png",
                    mime="image/png", key="dl_png", icon=":material/download:")
 d2.download_button("Report (JSON)", to_json(report), file_name=f"{stem}_report.json",

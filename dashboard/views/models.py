@@ -77,13 +77,13 @@ def table_height(n_rows: int, most: int = 10) -> int:
     return 38 + 35 * max(1, min(n_rows, most))
 
 
-def scoreboard(numbers, comp: dict | None) -> None:
+def scoreboard(numbers, comp: dict | None, key: str) -> None:
     """Presentation view: one row per score, baseline and refined side by side, then the difference in words."""
-    head = wrapping_columns([2, 2, 2], "score_head", 150, vertical_alignment="bottom")
+    head = wrapping_columns([2, 2, 2], f"{key}_head", 150, vertical_alignment="bottom")
     head[1].markdown(f"**{results.MODEL_TITLES['baseline']}**")
     head[2].markdown(f"**{results.MODEL_TITLES['refined']}**")
     for row in numbers.itertuples():
-        c = wrapping_columns([2, 2, 2], f"score_{row.key}", 150, vertical_alignment="center")
+        c = wrapping_columns([2, 2, 2], f"{key}_{row.key}", 150, vertical_alignment="center")
         c[0].markdown(f"#### {SHORT_LABELS.get(row.key, row.metric)}")
         c[1].metric(f"{row.metric}, baseline", fmt_score(row.key, row.baseline), label_visibility="collapsed")
         c[2].metric(f"{row.metric}, refined", fmt_score(row.key, row.refined), label_visibility="collapsed")
@@ -102,14 +102,14 @@ if presenting:
     st.subheader("BUSI test split")
     n_test = m["classifiers"]["refined"].get("test", {}).get("n")
     st.caption(f"{n_test} images never used for training or for any choice; near-duplicates kept out of it.")
-    scoreboard(results.presentation_numbers(m, "test"), results.comparison(m, "test"))
+    scoreboard(results.presentation_numbers(m, "test"), results.comparison(m, "test"), "score_test")
     if results.external(m) is not None:
         ext = results.external(m)
         st.subheader("External check: BUS-BRA held-out fold")
         st.caption(f"{ext.get('images', '?')} images of {ext.get('patients', '?')} patients ("
                    f"{results.external_provenance(m)}). BUS-BRA has no normal class: a 'normal' answer counts as "
                    "wrong, and the AUC is malignant vs benign.")
-        scoreboard(results.presentation_numbers(m, "busbra"), results.external_comparison(m))
+        scoreboard(results.presentation_numbers(m, "busbra"), results.external_comparison(m), "score_busbra")
     else:
         st.subheader("External check: BUS-BRA")
         st.info("Not evaluated: BUS-BRA was not available when the models were scored.")

@@ -51,6 +51,19 @@ def _outline(out: np.ndarray, m: np.ndarray, colour: tuple[int, int, int], thick
     cv2.drawContours(out, contours, -1, colour, thickness)
 
 
+def mask_layer(mask: np.ndarray, colour: tuple[int, int, int], filled: bool, thickness: int) -> np.ndarray:
+    """RGBA uint8 layer: ``colour`` where the mask is (``filled``) or along its outline, transparent elsewhere;
+    a viewer can stack such layers over the image and change their opacity without redrawing the image."""
+    m = (np.asarray(mask) > 0).astype(np.uint8)
+    out = np.zeros((*m.shape, 4), np.uint8)
+    if filled:
+        out[m > 0] = (*colour, 255)
+    else:
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, (*colour, 255), thickness)
+    return out
+
+
 def annotate(rgb: np.ndarray, lines: Sequence[str], legend: Sequence[tuple[str, tuple[int, int, int]]] = (),
              footer: str = "") -> np.ndarray:
     """``rgb`` with a white band below it: the text ``lines`` (the first larger), a colour legend and a grey

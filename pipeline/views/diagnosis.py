@@ -16,19 +16,19 @@ from pipeline import imageio, metrics
 from pipeline.errors import ImageLoadError
 from pipeline.inference.gradcam import FrameHeatmap, blend
 from pipeline.inference.measure import Measurements, measure
-from pipeline.inference.overlay import LESION_COLOUR, TRUTH_COLOUR, annotate, overlay
+from pipeline.inference.overlay import LESION_COLOUR, TRUTH_COLOUR, annotate, mask_layer, overlay
 from pipeline.inference.predictor import Prediction, Predictor
 from pipeline.inference.report import DISCLAIMER, NOT_ULTRASOUND, build_report
 
 # The scope gate's reasons (pipeline.inference.scope: refusal() and ScopeGate.check) in plain words, by their
 # first words; the gate's own sentence, with its numbers, stays available as the detail.
 PLAIN_REASONS = (
-    ("colour picture", "it is a colour photograph or picture, and breast ultrasound is grayscale"),
-    ("almost no texture", "it is an almost uniform image, without the texture of an ultrasound scan"),
-    ("no ultrasound speckle", "it is not an ultrasound texture: it looks like random noise or fine print"),
-    ("mostly white", "it is mostly white, like a screen capture, a document or a drawing"),
-    ("unlike the breast-ultrasound", "it is not an ultrasound texture the models know: it is unlike every "
-                                     "breast-ultrasound frame they were trained on"),
+    ("colour picture", "a colour photograph or picture (breast ultrasound is grayscale)"),
+    ("almost no texture", "an almost uniform image, without the texture of an ultrasound scan"),
+    ("no ultrasound speckle", "not an ultrasound texture (it looks like random noise or fine print)"),
+    ("mostly white", "mostly white, like a screen capture, a document or a drawing"),
+    ("unlike the breast-ultrasound", "not an ultrasound texture the models know (unlike every breast-ultrasound "
+                                     "frame they were trained on)"),
 )
 UNLIKE = "it is unlike the images the models were trained on"
 RESEARCH_ONLY = "Research-only answer"
@@ -127,6 +127,20 @@ def overlay_image(diagnosis: Diagnosis, alpha: float = 0.4, mode: str = "filled"
     truth = diagnosis.truth_mask if show_truth else None
     return overlay(diagnosis.image.pixels, diagnosis.prediction.mask if show_prediction else None, alpha, mode,
                    truth=truth)
+
+
+def zoom_layers(diagnosis: Diagnosis) -> dict[str, np.ndarray]:
+    """What the zoomable view stacks: ``image`` (RGB), the predicted lesion as ``fill`` and ``outline`` (RGBA)
+    and, when there is a ground truth, its ``truth`` outline (RGBA); the viewer switches and blends them."""
+    gray = diagnosis.image.pixels
+    thickness = max(1, round(max(gray.shape[:2]) / 250))
+    mask = diagnosis.prediction.mask
+    layers = {"image": overlay(gray, None),
+              "fill": mask_layer(mask, LESION_COLOUR, True, thickness),
+              "outline": mask_layer(mask, LESION_COLOUR, False, thickness)}
+    if diagnosis.truth_mask is not None:
+        layers["truth"] = mask_layer(diagnosis.truth_mask, TRUTH_COLOUR, False, thickness)
+    return layers
 
 
 def legend(diagnosis: Diagnosis, show_prediction: bool = True, show_truth: bool = True) -> list[tuple[str, tuple]]:
