@@ -113,8 +113,13 @@ def screenshots(browser, url: str, out_dir: Path, tmp: Path) -> list[Path]:
     wait_idle(page)
     img = tmp / "synthetic_example.png"
     cv2.imwrite(str(img), synthetic_ultrasound(seed=7))
+    models_loaded(page)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(img))
-    page.get_by_text(f"Original — {img.name}").first.wait_for(timeout=120_000)
+    shown, refused = page.get_by_text(f"Original — {img.name}"), page.get_by_text(f"{img.name} (")
+    shown.or_(refused).first.wait_for(timeout=120_000)
+    if not shown.count():  # the scope gate refuses the generated picture: show its research-only answer
+        page.get_by_text("Analyse anyway").first.click()
+        shown.first.wait_for(timeout=120_000)
     wait_idle(page, settle_ms=1500)
     fit_viewport(page)
     saved.append(out_dir / "diagnose.png")

@@ -127,8 +127,8 @@ elif kept is not None and kept["query"] == wanted:
         hide_index=True, width="stretch",
         column_order=["Name", "Distance (km)", "Type", "City / address", "Website", "Phone", "Breast/oncology",
                       "Source"],
-        column_config={  # Name wide, the short columns narrow; the rest sized to their content
-            "Name": st.column_config.TextColumn("Name", width="large"),
+        column_config={  # the rest sized to their content
+            "Name": st.column_config.TextColumn("Name", width="medium"),
             "Distance (km)": st.column_config.NumberColumn("km", format="%.1f", width="small",
                                                            help="Distance from the searched location (km)"),
             "Website": st.column_config.LinkColumn("Website", display_text=r"https?://(?:www\.)?([^/?#]+).*"),

@@ -213,6 +213,7 @@ class OfflineBaseLayer(MacroElement):
                         return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[ch];
                     })).addTo(map);
             });
+            L.control.scale({position: "topleft"}).addTo(map);  // under the zoom buttons, clear of the attribution
             var legend = L.control({position: "topright"});  // clear of the scale bar and offline note
             legend.onAdd = function () {
                 var d = L.DomUtil.create("div", "busi-legend");
@@ -310,7 +311,8 @@ def build_map(lat: float, lon: float, radius_km: float, facilities: list[Facilit
     Leaflet comes inline (no CDN); an offline base layer lies under the OpenStreetMap tiles,
     with ``places`` (``(name, lat, lon)``, see :func:`nearby_places`) as town labels.
     """
-    m = folium.Map(location=[lat, lon], zoom_start=zoom_for_radius(radius_km), control_scale=True)
+    # The scale bar goes top left (OfflineBaseLayer), clear of the attribution, which wraps in a narrow map.
+    m = folium.Map(location=[lat, lon], zoom_start=zoom_for_radius(radius_km), control_scale=False)
     m.fit_bounds(view_bounds(lat, lon, radius_km, facilities), padding=(24, 24))
     js, css = leaflet_assets()
     # Instance attributes: only Leaflet itself, inline. folium's jQuery/Bootstrap/awesome-markers
