@@ -146,10 +146,10 @@ def uploader_usable(page, timeout_ms: int = 120_000) -> None:
 
 
 def models_loaded(page, timeout_ms: int = 180_000) -> None:
-    """Wait until the Diagnose page no longer shows the models' loading progress."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stProgress\"]')"
-        " && !!document.querySelector('[data-testid=\"stFileUploader\"]')", timeout=timeout_ms)
+    """Wait until the Diagnose page says the models are ready (or already shows an answer or a refusal)."""
+    ready = page.get_by_text("Models loaded and ready").or_(page.get_by_text(LABEL_RE)).or_(
+        page.get_by_text("does not look like a breast ultrasound"))
+    ready.first.wait_for(timeout=timeout_ms)
     wait_idle(page, timeout_ms=timeout_ms, settle_ms=0)
 
 

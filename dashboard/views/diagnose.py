@@ -24,7 +24,6 @@ ZOOM_CONFIG = {  # the zoomable overlay: wheel zooms, drag pans, double-click go
 }
 UPLOAD = "Upload an image"
 PICK = "Pick a test image from the dataset"
-CLASS_COLOURS = {"benign": "#2e7d32", "malignant": "#c62828", "normal": "#1565c0"}
 
 UPLOAD_KEY = "diag_upload"  # (name, bytes) of the last upload: the uploader itself forgets it on a page switch
 TRUTH_KEY = "diag_truth"
@@ -71,6 +70,7 @@ if source == UPLOAD:
         st.info("Upload a breast-ultrasound image to get the lesion outline, the predicted class and "
                 "measurements. " + imageio.describe_supported())
         wait_for_models()
+        st.caption(":material/check_circle: Models loaded and ready.")
         st.stop()
     name, data = kept
     if upload is None:
@@ -139,8 +139,11 @@ has_truth = diag.truth_mask is not None
 OPACITY = 0.4  # the filled lesion's starting opacity (and the download's)
 
 
-def _png_uri(array) -> str:
-    return "data:image/png;base64," + base64.b64encode(diagnosis.png_bytes(array)).decode("ascii")
+def _data_uri(array) -> str:
+    """The frame as JPEG (small and quick to send), the RGBA outline layers as PNG (transparent, sharp)."""
+    if array.ndim == 3 and array.shape[2] == 4:
+        return "data:image/png;base64," + base64.b64encode(diagnosis.png_bytes(array)).decode("ascii")
+    return "data:image/jpeg;base64," + base64.b64encode(diagnosis.jpeg_bytes(array)).decode("ascii")
 
 
 def zoomable_figure(layers: dict, width: int, height: int) -> go.Figure:
@@ -151,7 +154,7 @@ def zoomable_figure(layers: dict, width: int, height: int) -> go.Figure:
     if "truth" in layers:
         names.append(("truth", None, 1.0))
     for name, hover, opacity in names:
-        fig.add_trace(go.Image(source=_png_uri(layers[name]), name=name, opacity=opacity,
+        fig.add_trace(go.Image(source=_data_uri(layers[name]), name=name, opacity=opacity,
                                hovertemplate=hover, hoverinfo=None if hover else "skip"))
     n = len(names)
 
@@ -184,14 +187,7 @@ def zoomable_figure(layers: dict, width: int, height: int) -> go.Figure:
 
 
 col_zoom, col_answer = wrapping_columns([3, 2], "diag_main", 300)
-with col_zoom:
-    st.plotly_chart(zoomable_figure(diagnosis.zoom_layers(diag), diag.image.width, diag.image.height),
-                    width="stretch", config=ZOOM_CONFIG, key="zoom_overlay",
-                    alt="Ultrasound image with the predicted lesion outline")
-    st.caption("Pink: predicted lesion" + ("; cyan: ground truth" if has_truth else "") + ". **Scroll to zoom, "
-               "drag to pan, double-click to reset**; the buttons and the slider in the picture change the outlines "
-               "and keep the zoom; full screen: the button at the top right.")
-
+# The answer first: the label reaches the screen before the (larger) picture is sent.
 with col_answer:
     out_of_scope = bool(analysed_anyway)
     if out_of_scope:
@@ -229,11 +225,19 @@ with col_answer:
     st.plotly_chart(fig, width="stretch", key="probs_chart")
     st.caption("Refined: lesion crop + whole image; baseline: whole image only.")
 
+with col_zoom:
+    st.plotly_chart(zoomable_figure(diagnosis.zoom_layers(diag), diag.image.width, diag.image.height),
+                    width="stretch", config=ZOOM_CONFIG, key="zoom_overlay",
+                    alt="Ultrasound image with the predicted lesion outline")
+    st.caption("Pink: predicted lesion" + ("; cyan: ground truth" if has_truth else "") + ". **Scroll to zoom, "
+               "drag to pan, double-click to reset**; the buttons and the slider in the picture change the outlines "
+               "and keep the zoom; full screen: the button at the top right.")
+
 col_orig, col_cam = wrapping_columns(2, "diag_images", 300)
 col_orig.image(diag.image.rgb, caption=f"Original — {diag.name} ({diag.image.width}×{diag.image.height} px)",
                width="stretch")
+cam_slot = col_cam.empty()  # filled last; its opacity slider below it, so both pictures start level
 heat_alpha = col_cam.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key="heat_alpha")
-cam_slot = col_cam.empty()
 cam_slot.info("Computing the Grad-CAM heatmap…")
 
 left, right = wrapping_columns([3, 2], "diag_details", 300)

@@ -176,9 +176,17 @@ def download_overlay(diagnosis: Diagnosis, alpha: float = 0.4, mode: str = "fill
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
-    """PNG encoding of an RGB or grayscale uint8 array."""
+    """PNG encoding of an RGB, RGBA or grayscale uint8 array."""
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 92) -> bytes:
+    """JPEG encoding of an RGB or grayscale uint8 array: for showing a frame (a fifth of the PNG's size and
+    several times faster to encode); downloads stay PNG."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=quality)
     return buf.getvalue()
 
 
