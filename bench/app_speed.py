@@ -5,8 +5,9 @@ Usage: ``python -m bench.app_speed [--runs 3] [--uploads 7] [--screenshots docs/
 dataset from BUSI_DIR (optional).
 
 * cold start: from launching ``streamlit run`` to the Diagnose page's title visible in the
-  browser (what a user waits for), plus when the models are loaded and the uploader is ready;
-  median over ``--runs`` fresh servers. Goal: <= 8 s to the first page.
+  browser (what a user waits for; goal <= 5 s), to a usable uploader (the models load in their own
+  process meanwhile, the page showing their steps; goal <= 10 s) and to the models loaded and warm;
+  median over ``--runs`` fresh servers.
 * upload-to-diagnosis: with the models loaded, from handing a new image to the file input to
   the predicted label on screen (and to the page finished, Grad-CAM included); each upload is a
   different image (BUSI test frames, else generated ones), so no cache helps. Median of ``--uploads`` (>= 5). Goal: <= 1 s.
@@ -27,14 +28,17 @@ from pathlib import Path
 import cv2
 
 from bench.browser import (
+    LABEL_RE,
     PAGE_TITLES,
     find_chromium,
     fit_viewport,
     launch,
+    models_loaded,
     open_page,
     search_clinics,
     streamlit_server,
     synthetic_ultrasound,
+    uploader_usable,
     wait_healthy,
     wait_idle,
     wait_title,
@@ -42,7 +46,8 @@ from bench.browser import (
 from bench.common import test_image_paths
 
 ROOT = Path(__file__).resolve().parent.parent
-GOAL_COLD_S = 8.0
+GOAL_COLD_S = 5.0
+GOAL_UPLOADER_S = 10.0
 GOAL_UPLOAD_S = 1.0
 
 
@@ -54,10 +59,12 @@ def cold_start(browser, log_dir: Path, run: int) -> dict:
         page.goto(url)
         wait_title(page, PAGE_TITLES["diagnose"])
         title = time.perf_counter() - t0
-        page.locator('[data-testid="stFileUploader"], [data-testid="stAlert"]').first.wait_for(timeout=120_000)
+        uploader_usable(page)
+        usable = time.perf_counter() - t0
+        models_loaded(page)
         ready = time.perf_counter() - t0
         page.close()
-    return {"health_s": health, "title_s": title, "models_ready_s": ready}
+    return {"health_s": health, "title_s": title, "uploader_s": usable, "models_ready_s": ready}
 
 
 def upload_images(tmp: Path, n: int) -> list[Path]:
@@ -82,14 +89,14 @@ def upload_times(page, tmp: Path, n: int) -> list[dict]:
     for k, path in enumerate(upload_images(tmp, n + 1)):  # the first upload warms the graph and is not counted
         t0 = time.perf_counter()
         page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(path))
-        shown = page.get_by_text(f"Original — {path.name}")
+        shown = page.get_by_text(f"For {path.name}, the refined model gives")  # the answer, beside its heading
         refused = page.get_by_text(f"{path.name} (")  # the refusal panel's caption: the scope gate said no
         shown.or_(refused).first.wait_for(timeout=120_000)
         if not shown.count():
             page.get_by_text("Analyse anyway").first.click()
             shown.first.wait_for(timeout=120_000)
-        page.get_by_role("heading", name="Prediction:").first.wait_for(timeout=120_000)
         label = time.perf_counter() - t0
+        assert page.get_by_role("heading", name=LABEL_RE).count()
         wait_idle(page, settle_ms=0)
         done = time.perf_counter() - t0
         if k:
@@ -106,8 +113,13 @@ def screenshots(browser, url: str, out_dir: Path, tmp: Path) -> list[Path]:
     wait_idle(page)
     img = tmp / "synthetic_example.png"
     cv2.imwrite(str(img), synthetic_ultrasound(seed=7))
+    models_loaded(page)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(img))
-    page.get_by_text(f"Original — {img.name}").first.wait_for(timeout=120_000)
+    shown, refused = page.get_by_text(f"Original — {img.name}"), page.get_by_text(f"{img.name} (")
+    shown.or_(refused).first.wait_for(timeout=120_000)
+    if not shown.count():  # the scope gate refuses the generated picture: show its research-only answer
+        page.get_by_text("Analyse anyway").first.click()
+        shown.first.wait_for(timeout=120_000)
     wait_idle(page, settle_ms=1500)
     fit_viewport(page)
     saved.append(out_dir / "diagnose.png")
@@ -166,7 +178,7 @@ def main() -> int:
                 page = browser.new_page(viewport={"width": 1400, "height": 1200})
                 page.goto(url)
                 wait_title(page, PAGE_TITLES["diagnose"])
-                page.locator('[data-testid="stFileUploader"]').first.wait_for(timeout=120_000)
+                models_loaded(page)
                 ups = upload_times(page, tmp, max(5, args.uploads))
                 page.close()
                 shots = screenshots(browser, url, args.screenshots, tmp) if args.screenshots else []
@@ -177,8 +189,9 @@ def main() -> int:
 
     result = {
         "cold_start": {"runs": colds, "median_health_s": med(colds, "health_s"),
-                       "median_first_page_s": med(colds, "title_s"), "median_models_ready_s": med(colds, "models_ready_s"),
-                       "goal_s": GOAL_COLD_S},
+                       "median_first_page_s": med(colds, "title_s"), "median_uploader_s": med(colds, "uploader_s"),
+                       "median_models_ready_s": med(colds, "models_ready_s"),
+                       "goal_first_page_s": GOAL_COLD_S, "goal_uploader_s": GOAL_UPLOADER_S},
         "upload_to_diagnosis": {"runs": ups, "median_label_s": med(ups, "label_s"),
                                 "median_complete_s": med(ups, "complete_s"), "goal_s": GOAL_UPLOAD_S},
         "screenshots": [str(s.resolve().relative_to(ROOT)) if s.resolve().is_relative_to(ROOT) else str(s) for s in shots],
@@ -187,7 +200,8 @@ def main() -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     c, u = result["cold_start"], result["upload_to_diagnosis"]
     print(f"cold start (median of {len(colds)}): health {c['median_health_s']:.2f} s, first page "
-          f"{c['median_first_page_s']:.2f} s (goal <= {GOAL_COLD_S:.0f} s), models ready "
+          f"{c['median_first_page_s']:.2f} s (goal <= {GOAL_COLD_S:.0f} s), uploader usable "
+          f"{c['median_uploader_s']:.2f} s (goal <= {GOAL_UPLOADER_S:.0f} s), models loaded and warm "
           f"{c['median_models_ready_s']:.2f} s")
     print(f"upload to diagnosis (median of {len(ups)}): label {u['median_label_s']:.2f} s "
           f"(goal <= {GOAL_UPLOAD_S:.0f} s), page complete with Grad-CAM {u['median_complete_s']:.2f} s")

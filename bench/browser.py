@@ -26,7 +26,9 @@ APP = ROOT / "dashboard" / "app.py"
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-LABEL_RE = re.compile(r"Prediction: (benign|malignant|normal)")
+# The answer's heading: "Prediction: x", or "Research-only answer: x" for a picture the scope gate refused
+# that the user chose to analyse anyway.
+LABEL_RE = re.compile(r"(?:Prediction|Research-only answer): (benign|malignant|normal)")
 PAGE_TITLES = {"diagnose": "Diagnose an ultrasound image", "dataset": "The BUSI dataset",
                "models": "How good are the models?", "clinics": "Clinics and cancer centres nearby"}
 
@@ -141,6 +143,21 @@ def wait_title(page, title: str, timeout_ms: int = 120_000) -> None:
     page.get_by_role("heading", name=re.compile(re.escape(title))).first.wait_for(timeout=timeout_ms)
 
 
+def uploader_usable(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the Diagnose page's file input is there and enabled (files can be chosen)."""
+    page.wait_for_function(
+        "() => { const i = document.querySelector('[data-testid=\"stFileUploader\"] input[type=\"file\"]');"
+        " return !!i && !i.disabled; }", timeout=timeout_ms)
+
+
+def models_loaded(page, timeout_ms: int = 180_000) -> None:
+    """Wait until the Diagnose page says the models are ready (or already shows an answer or a refusal)."""
+    ready = page.get_by_text("Models loaded and ready").or_(page.get_by_text(LABEL_RE)).or_(
+        page.get_by_text("does not look like a breast ultrasound"))
+    ready.first.wait_for(timeout=timeout_ms)
+    wait_idle(page, timeout_ms=timeout_ms, settle_ms=0)
+
+
 def fit_viewport(page, width: int = 1400, max_height: int = 8000) -> int:
     """Make the viewport as tall as the app's content (Streamlit scrolls inside its main area,
     so a full-page screenshot would stop at the viewport); returns the height used."""
@@ -154,9 +171,13 @@ def fit_viewport(page, width: int = 1400, max_height: int = 8000) -> int:
 
 
 def open_page(page, base_url: str, name: str) -> None:
-    """Go to a page by clicking its sidebar link (falls back to its URL)."""
-    link = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]')
-    if name != "diagnose" and link.count():
+    """Go to a page by clicking its sidebar link, as a user would (the session and its state stay); falls back
+    to its URL (a new session) when there is no sidebar yet."""
+    if name == "diagnose":  # the default page's link ends in "/": find it by its title
+        link = page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Diagnose")
+    else:
+        link = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]')
+    if link.count():
         link.first.click()
     else:
         page.goto(base_url + ("/" if name == "diagnose" else f"/{name}"))

@@ -35,9 +35,10 @@ def in_process() -> bool:
     return os.environ.get("BUSI_INPROCESS", "") == "1"
 
 
-@st.cache_resource(show_spinner="Loading the models (once per server)…", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _load_predictor(key: str, inprocess: bool):
-    """The predictor for the models folder in ``key``; a failure raises, so it is not cached (a reload retries)."""
+    """The predictor for the models folder in ``key``. The worker process starts loading at once and is
+    returned before it is ready (``ready()``); in-process models load here and a failure raises (not cached)."""
     folder = key.split("|", 1)[0]
     if inprocess:
         from pipeline.inference.predictor import Predictor
@@ -45,24 +46,58 @@ def _load_predictor(key: str, inprocess: bool):
         return Predictor(folder)
     from pipeline.inference.worker import PredictorProcess
 
-    return PredictorProcess(folder)
+    return PredictorProcess(folder, wait=False)
 
 
-def get_predictor():
-    """``(predictor, None)`` or ``(None, message)`` when a model is missing or corrupt.
+def start_models() -> None:
+    """Start loading the models in the background (app.py calls this on every page, so the first visit to
+    any page starts them); never raises: errors are shown by :func:`get_predictor`."""
+    try:
+        _load_predictor(models_key(), in_process())
+    except ModelLoadError:
+        pass
+
+
+def _loader(allow_restart: bool = True):
+    key, inprocess = models_key(), in_process()
+    predictor = _load_predictor(key, inprocess)
+    if allow_restart and getattr(predictor, "crashed", False):  # the worker died: start a new one for this folder
+        _load_predictor.clear(key, inprocess)
+        predictor = _load_predictor(key, inprocess)
+    return predictor
+
+
+def model_progress() -> tuple[object | None, tuple[int, int, str] | None, str | None]:
+    """``(predictor, None, None)`` when ready, ``(None, (step, steps, text), None)`` while loading,
+    ``(None, None, message)`` when a model is missing or corrupt. Never blocks."""
+    key, inprocess = models_key(), in_process()
+    try:
+        predictor = _loader()
+        if getattr(predictor, "ready", None) is None or predictor.ready():
+            return predictor, None, None
+        return None, predictor.progress, None
+    except ModelLoadError as exc:
+        _load_predictor.clear(key, inprocess)  # the next page run tries again
+        return None, None, str(exc)
+
+
+def get_predictor(on_progress=None):
+    """``(predictor, None)`` or ``(None, message)`` when a model is missing or corrupt; waits for the models,
+    calling ``on_progress((step, steps, text))`` about four times a second while they load.
 
     The predictor runs in a worker process of its own (``PredictorProcess``), so the Streamlit server's
     threads cannot stall TensorFlow; a worker that died is started again.
     """
-    key, inprocess = models_key(), in_process()
-    try:
-        predictor = _load_predictor(key, inprocess)
-        if not getattr(predictor, "alive", True):  # the worker died: start a new one for this folder only
-            _load_predictor.clear(key, inprocess)
-            predictor = _load_predictor(key, inprocess)
-    except ModelLoadError as exc:
-        return None, str(exc)
-    return predictor, None
+    while True:
+        predictor, progress, error = model_progress()
+        if progress is None:
+            return predictor, error
+        if on_progress is not None:
+            on_progress(progress)
+        try:
+            _loader(allow_restart=False).ready(0.25)
+        except ModelLoadError:
+            pass  # model_progress reports it on the next turn
 
 
 # --- dataset --------------------------------------------------------------------------------
@@ -159,3 +194,46 @@ def _heatmap(result_key: str, key: str, _predictor, _diag):
 def heatmap(predictor, diag: diagnosis.Diagnosis, result_key: str):
     """Grad-CAM of the refined model for ``diag`` (cached by ``result_key``)."""
     return _heatmap(result_key, models_key(predictor.models_dir), predictor, diag)
+
+
+# --- state kept across page switches ----------------------------------------------------------------
+# Streamlit forgets a widget's value when a run does not draw it (another page is shown). Assigning the value
+# back in every run of app.py keeps it. File uploads and buttons cannot be assigned: the Diagnose page keeps
+# its upload's bytes itself (UPLOAD_KEY), the Clinics page its result.
+KEEP_KEYS = (
+    "source", "dataset_image", "heat_alpha",  # Diagnose
+    "ds_tab", "g_class", "g_subset", "g_dups", "g_size", "g_page", "g_filters", "dup_group",  # Dataset
+    "presentation", "subset", "case_filter", "case_image",  # Models
+    "clinics_mode", "clinics_place", "clinics_choice", "clinics_lat", "clinics_lon", "clinics_radius",  # Clinics
+)
+KEEP_PREFIXES = ("analyse_anyway:",)
+
+
+def note_page(name: str) -> None:
+    """Remember the page shown in this run and the one before (app.py calls this once per run)."""
+    st.session_state["page_before"] = st.session_state.get("page_now")
+    st.session_state["page_now"] = name
+
+
+def just_arrived() -> bool:
+    """True on the first run of a page after another page was shown (its widgets start afresh)."""
+    return st.session_state.get("page_before") != st.session_state.get("page_now")
+
+
+def kept_upload(upload, store: str) -> tuple[str, bytes] | None:
+    """The file of an uploader, kept in ``store`` across page switches: the uploader's file when there is one;
+    else the kept one, unless the user removed the file on this page (then it is forgotten)."""
+    seen = f"{store}:seen"
+    if upload is not None:
+        st.session_state[store] = (upload.name, upload.getvalue())
+    elif st.session_state.get(seen) and not just_arrived():  # it had a file in the last run here: removed
+        st.session_state.pop(store, None)
+    st.session_state[seen] = upload is not None
+    return st.session_state.get(store)
+
+
+def keep_page_state() -> None:
+    """Re-assign the kept widget values so that they survive a page switch (call once per run, in app.py)."""
+    for key in list(st.session_state.keys()):
+        if key in KEEP_KEYS or key.startswith(KEEP_PREFIXES):
+            st.session_state[key] = st.session_state[key]

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from pipeline.clinics import overpass
 from pipeline.clinics.errors import OverpassError
 from pipeline.clinics.facility import Facility
-from pipeline.clinics.mapping import build_map, directions_url
+from pipeline.clinics.mapping import build_map, directions_url, view_bounds
 from pipeline.clinics.search import search_facilities
 
 PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "clinics.py")
@@ -24,6 +24,19 @@ def test_map_has_one_marker_per_facility():
     assert html.count("L.circleMarker(") == 1  # the searched point
     assert "openstreetmap.org/directions" in html
     assert "km away" in html
+
+
+def test_map_fits_every_facility_shown_and_needs_no_marker_images():
+    res = search_facilities(44.0, 10.0, 5, offline=True)  # nothing within 5 km: the nearest ones, far away
+    far = max(f.distance_km for f in res.facilities)
+    assert far > 5
+    (south, west), (north, east) = view_bounds(res.lat, res.lon, res.radius_km, res.facilities)
+    assert all(south <= f.lat <= north and west <= f.lon <= east for f in res.facilities)
+    assert south < res.lat - 5 / 111 + 1e-9 and north > res.lat + 5 / 111 - 1e-9  # the circle too
+    html = build_map(res.lat, res.lon, res.radius_km, res.facilities).get_root().render()
+    assert "fitBounds" in html
+    assert "L.Marker.prototype.options.icon = L.divIcon(" in html  # no default marker-icon.png is ever asked for
+    assert html.index("L.Marker.prototype.options.icon") < html.index("L.marker(")
 
 
 def test_map_popup_escapes_and_links():
@@ -148,3 +161,5 @@ def test_nearby_places_sorted_by_population():
               "2": {"name": "Small", "latitude": 30.05, "longitude": 31.0, "population": 1},
               "3": {"name": "Far", "latitude": 35.0, "longitude": 31.0, "population": 100}}
     assert nearby_places(cities, 30.0, 31.0, 20) == [("Big", 30.0, 31.0), ("Small", 30.05, 31.0)]
+    # labels closer than the spacing to a bigger town are left out (they would overlap)
+    assert nearby_places(cities, 30.0, 31.0, 20, spacing_km=10) == [("Big", 30.0, 31.0)]

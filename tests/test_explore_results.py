@@ -45,8 +45,14 @@ def test_explorer_index_filters_and_paging(tiny_dataset, tmp_path):
     assert explore.page_count(0) == 1 and explore.page_count(13, 12) == 2 and explore.page_count(24, 12) == 2
     assert explore.clamp_page(0, 5) == 1 and explore.clamp_page(9, 5) == 5 and explore.clamp_page("x", 5) == 1
     assert explore.clamp_page(3.0, 5) == 3 and explore.clamp_page(None, 0) == 1
-    thumb = explore.thumbnail(benign1["path"], benign1["mask_paths"], width=40)
+    thumb = explore.thumbnail(benign1["path"], benign1["mask_paths"], width=40, height=None)
     assert thumb.shape == (32, 40, 3)
+    boxed = explore.thumbnail(benign1["path"], benign1["mask_paths"], width=40, height=40)  # even grid rows
+    assert boxed.shape == (40, 40, 3) and not boxed[:4].any() and not boxed[-4:].any()  # black bars
+    assert np.array_equal(boxed[4:36], thumb)
+    assert explore.page_message(2, 3) is None
+    assert explore.page_message(999, 12) == "There is no page 999: the gallery has 12 pages. Showing page 12."
+    assert "Showing page 1" in explore.page_message(0, 1) and "1 page." in explore.page_message(0, 1)
     comp = explore.split_composition(df)
     assert comp.loc["benign", "unassigned"] == 2
 

@@ -98,3 +98,67 @@ def test_bad_input_corpus_through_upload_handling():
             json.dumps(diagnosis.report_for(d, fake))
     # and a good image still works afterwards
     assert diagnosis.analyse_upload(fake, encode(speckle(), "JPEG"), "ok.jpg").prediction.label == "malignant"
+
+
+def _refused(reason: str | None) -> Prediction:
+    mask = np.zeros((60, 80), np.uint8)
+    return Prediction("benign", {"benign": 0.89, "malignant": 0.1, "normal": 0.01}, "benign",
+                      {"benign": 0.7, "malignant": 0.2, "normal": 0.1}, mask, 0.0, in_scope=False, scope_score=2.0,
+                      scope_reason=reason)
+
+
+def test_refusal_reasons_in_plain_words():
+    from pipeline.inference import scope
+
+    def stats(**kw):
+        base = dict(colour_share=None, std=50.0, peak_share=0.1, white_share=0.05, black_share=0.1,
+                    annotation_share=0.0, neighbour_corr=0.95)
+        return scope.ImageStats(**{**base, **kw})
+
+    cases = {  # the gate's own sentences (scope.refusal) -> the plain words the page shows
+        scope.refusal(stats(colour_share=0.6)): "colour photograph",
+        scope.refusal(stats(std=1.0)): "almost uniform image",
+        scope.refusal(stats(neighbour_corr=0.1)): "not an ultrasound texture",
+        scope.refusal(stats(white_share=0.8)): "screen capture",
+        "unlike the breast-ultrasound frames the models were trained on (distance 1.7x the acceptance limit set on "
+        "validation images)": "not an ultrasound texture",
+        None: "unlike the images the models were trained on",
+    }
+    for reason, words in cases.items():
+        message = diagnosis.refusal_message(_refused(reason))
+        assert message.startswith("This does not look like a breast ultrasound image: ") and words in message, reason
+        assert "distance" not in message and "%" not in message, message
+    detail = diagnosis.refusal_detail(_refused("unlike the breast-ultrasound frames (distance 1.7x the limit)"))
+    assert "distance 1.7x" in detail and "scope score 2.00" in detail
+    assert diagnosis.answer_heading(_refused(None), out_of_scope=True) == "Research-only answer: benign"
+
+
+def test_overlay_draws_prediction_and_truth_and_the_download_png_says_what_it_shows():
+    from PIL import Image
+
+    from pipeline.inference.overlay import LESION_COLOUR, TRUTH_COLOUR
+
+    diag = diagnosis.analyse_upload(FakePredictor(), encode(speckle(), "PNG"), "scan.png")
+    truth = np.zeros(diag.image.shape, np.uint8)
+    truth[10:40, 10:40] = 1
+    diag = diag.with_truth_mask(truth)
+
+    def has(rgb, colour) -> bool:
+        return bool(np.all(rgb.reshape(-1, 3) == colour, axis=1).any())
+
+    both = diagnosis.overlay_image(diag, 0.4, "contour")
+    assert has(both, LESION_COLOUR) and has(both, TRUTH_COLOUR)
+    only_truth = diagnosis.overlay_image(diag, 0.4, "contour", show_prediction=False)
+    assert not has(only_truth, LESION_COLOUR) and has(only_truth, TRUTH_COLOUR)
+    assert not has(diagnosis.overlay_image(diag, 0.4, "filled", show_truth=False), TRUTH_COLOUR)
+    assert [n for n, _ in diagnosis.legend(diag)] == ["predicted lesion", "ground truth"]
+
+    import io
+
+    png = np.asarray(Image.open(io.BytesIO(diagnosis.download_overlay(diag))).convert("RGB"))
+    h, w = diag.image.shape
+    assert png.shape[1] == w and png.shape[0] > h + 60, "a text band under the image"
+    assert np.array_equal(png[:h], diagnosis.overlay_image(diag)), "the image is not covered"
+    band = png[h:]
+    assert (band < 128).any(), "text in the band"
+    assert has(band, LESION_COLOUR) and has(band, TRUTH_COLOUR), "the legend's colour swatches"

@@ -73,3 +73,30 @@ def test_close_ends_the_worker():
     proc = w._proc
     w.close()
     assert proc.poll() is not None and not w.alive
+
+
+@pytest.mark.full  # one more worker start
+def test_a_worker_started_without_waiting_reports_its_steps_then_serves():
+    w = PredictorProcess(MODELS, wait=False)
+    try:
+        assert not w.ready() and w.progress[0] <= 1  # returns at once, before the models are loaded
+        seen = []
+        while not w.ready(0.2):
+            if w.progress not in seen:
+                seen.append(w.progress)
+        steps = [s for s, _, _ in seen]
+        assert steps == sorted(steps) and len(steps) >= 2 and w.progress[:2] == (3, 3), (seen, w.progress)
+        assert w.predict(np.full((64, 80), 90, np.uint8)).mask.shape == (64, 80)
+        assert not w.crashed
+    finally:
+        w.close()
+
+
+def test_a_failed_background_start_is_an_error_not_a_crash(tmp_path):
+    w = PredictorProcess(tmp_path, wait=False)
+    with pytest.raises(ModelLoadError, match="model file missing"):
+        while not w.ready(0.2):
+            pass
+    assert not w.crashed  # the dashboard shows the error instead of restarting the worker
+    with pytest.raises(ModelLoadError, match="model file missing"):
+        w.ready()  # the same answer every time

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import state
-from dashboard.common import disclaimer
+from dashboard.common import disclaimer, wrapping_columns
 from pipeline import paths
 from pipeline.data.busi import load_sample
 from pipeline.errors import BusiError
@@ -53,19 +53,37 @@ def crossval_results() -> dict | None:
 
 
 def fmt_score(key: str, value: float | None) -> str:
-    """Accuracy in percent (differences are read in points), the other scores on 0-1."""
-    if value is None:
+    """The page's one number format: accuracy in percent with one decimal (differences are read in points),
+    the other scores on 0-1 with three decimals."""
+    if value is None or value != value:
         return "—"
     return f"{value:.1%}" if key == "accuracy" else f"{value:.3f}"
 
 
-def scoreboard(numbers, comp: dict | None) -> None:
+def fmt_change(key: str, change: float) -> str:
+    """A change in the same format: accuracy in points, the other scores on 0-1."""
+    return f"{100 * change:+.1f} points" if key == "accuracy" else f"{change:+.3f}"
+
+
+def percent_columns(df, columns):
+    """``df`` with shares in ``columns`` as percentages and their column settings (one decimal)."""
+    present = [c for c in columns if c in df.columns]
+    return (df.assign(**{c: df[c].astype(float) * 100 for c in present}),
+            {c: st.column_config.NumberColumn(c, format="%.1f%%") for c in present})
+
+
+def table_height(n_rows: int, most: int = 10) -> int:
+    """A dataframe height that fits ``n_rows`` rows (no empty padding rows), scrolling beyond ``most``."""
+    return 38 + 35 * max(1, min(n_rows, most))
+
+
+def scoreboard(numbers, comp: dict | None, key: str) -> None:
     """Presentation view: one row per score, baseline and refined side by side, then the difference in words."""
-    head = st.columns([2, 2, 2], vertical_alignment="bottom")
+    head = wrapping_columns([2, 2, 2], f"{key}_head", 150, vertical_alignment="bottom")
     head[1].markdown(f"**{results.MODEL_TITLES['baseline']}**")
     head[2].markdown(f"**{results.MODEL_TITLES['refined']}**")
     for row in numbers.itertuples():
-        c = st.columns([2, 2, 2], vertical_alignment="center")
+        c = wrapping_columns([2, 2, 2], f"{key}_{row.key}", 150, vertical_alignment="center")
         c[0].markdown(f"#### {SHORT_LABELS.get(row.key, row.metric)}")
         c[1].metric(f"{row.metric}, baseline", fmt_score(row.key, row.baseline), label_visibility="collapsed")
         c[2].metric(f"{row.metric}, refined", fmt_score(row.key, row.refined), label_visibility="collapsed")
@@ -84,14 +102,14 @@ if presenting:
     st.subheader("BUSI test split")
     n_test = m["classifiers"]["refined"].get("test", {}).get("n")
     st.caption(f"{n_test} images never used for training or for any choice; near-duplicates kept out of it.")
-    scoreboard(results.presentation_numbers(m, "test"), results.comparison(m, "test"))
+    scoreboard(results.presentation_numbers(m, "test"), results.comparison(m, "test"), "score_test")
     if results.external(m) is not None:
         ext = results.external(m)
         st.subheader("External check: BUS-BRA held-out fold")
         st.caption(f"{ext.get('images', '?')} images of {ext.get('patients', '?')} patients ("
                    f"{results.external_provenance(m)}). BUS-BRA has no normal class: a 'normal' answer counts as "
                    "wrong, and the AUC is malignant vs benign.")
-        scoreboard(results.presentation_numbers(m, "busbra"), results.external_comparison(m))
+        scoreboard(results.presentation_numbers(m, "busbra"), results.external_comparison(m), "score_busbra")
     else:
         st.subheader("External check: BUS-BRA")
         st.info("Not evaluated: BUS-BRA was not available when the models were scored.")
@@ -108,18 +126,18 @@ st.markdown("The **baseline** classifier looks at the whole image; the **refined
             + (f" (the two are averaged, {fusion:.0%} lesion crop)" if fusion < 1 else "")
             + ". The big numbers are the refined model's; the small ones its change from the baseline.")
 head = results.headline(m, subset)
-cols = st.columns(len(head) + 1)
+cols = wrapping_columns(len(head) + 1, "headline", 150)
 for col, row in zip(cols, head.itertuples()):
     if row.refined is None or row.refined != row.refined:
         col.metric(METRIC_LABELS.get(row.key, row.metric), "—", help=f"{row.metric}: not evaluated.")
         continue
     same = row.change is None or abs(row.change) < 0.0005  # no green/red arrow for "no change"
     # Short label and delta (five columns fit at 1024 px); the baseline value is in the help and the table below.
-    col.metric(METRIC_LABELS.get(row.key, row.metric), f"{row.refined:.3f}",
-               f"{row.change:+.3f}" if not same else "= baseline",
+    col.metric(METRIC_LABELS.get(row.key, row.metric), fmt_score(row.key, row.refined),
+               fmt_change(row.key, row.change) if not same else "= baseline",
                delta_color="off" if same else ("inverse" if row.key == "ece" else "normal"),
                delta_arrow="off" if same else "auto",
-               help=f"{row.metric} of the refined model (baseline {row.baseline:.3f}). "
+               help=f"{row.metric} of the refined model (baseline {fmt_score(row.key, row.baseline)}). "
                     + ("Lower is better." if row.key == "ece" else "Higher is better."))
 seg = results.segmentation_summary(m, subset)
 if seg.get("dice_mean") is not None:
@@ -134,8 +152,11 @@ if comp is None:
 else:
     st.markdown(f"**Is the accuracy difference real?** {results.comparison_sentence(comp)}.")
     st.caption(results.discordant_sentence(comp))
-st.dataframe(head.drop(columns=["key"]).set_index("metric"), width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("baseline", "refined", "change")})
+st.dataframe(head.assign(baseline=[fmt_score(k, v) for k, v in zip(head["key"], head["baseline"])],
+                         refined=[fmt_score(k, v) for k, v in zip(head["key"], head["refined"])],
+                         change=[fmt_change(k, v) if v == v and v is not None else "—"
+                                 for k, v in zip(head["key"], head["change"])])
+             .drop(columns=["key"]).set_index("metric"), width="stretch")
 
 with st.expander("How these numbers were obtained", expanded=True):
     for line in results.provenance(m):
@@ -152,27 +173,28 @@ st.caption("Difference of accuracy (refined − baseline) in percentage points, 
            "the exact McNemar test on the images where only one model was right. An interval that contains 0 and "
            "p ≥ 0.05 mean the data cannot tell the two models apart.")
 cv = crossval_results()
-st.dataframe(results.comparison_table(m, cv), hide_index=True, width="stretch",
-             column_config={"baseline accuracy": st.column_config.NumberColumn(format="percent"),
-                            "refined accuracy": st.column_config.NumberColumn(format="percent")})
+comp_table, comp_cols = percent_columns(results.comparison_table(m, cv), ["baseline accuracy", "refined accuracy"])
+st.dataframe(comp_table, hide_index=True, width="stretch", column_config=comp_cols)
 st.caption(results.crossval_sentence(cv))
 
 # --- per-class tables ---------------------------------------------------------------------------
 st.subheader("Per-class precision, recall and F1")
 st.caption("Precision: of the images the model called X, the share that really are X. Recall (sensitivity): "
            "of the real X images, the share the model found. F1 combines both. Support: number of images.")
-a, b = st.columns(2)
+a, b = wrapping_columns(2, "per_class", 300)
 for col, model in ((a, "baseline"), (b, "refined")):
     col.markdown(f"**{results.MODEL_TITLES[model]}**")
     table = results.per_class_table(m, model, subset)
     shown = table.apply(lambda c: c if c.name == "support" else c.map(lambda v: "" if v != v else f"{v:.3f}"))
+    if "accuracy" in table.index:  # accuracy in the page's one format
+        shown.loc["accuracy", "f1-score"] = fmt_score("accuracy", table.loc["accuracy", "f1-score"])
     col.dataframe(shown, width="stretch",
                   column_config={c: st.column_config.TextColumn(c) for c in ("precision", "recall", "f1-score")})
 
 # --- confusion matrices -----------------------------------------------------------------------
 st.subheader("Confusion matrices")
 st.caption("Rows: true class; columns: what the model said. The diagonal holds the correct answers.")
-a, b = st.columns(2)
+a, b = wrapping_columns(2, "confusion", 300)
 for col, model in ((a, "baseline"), (b, "refined")):
     cm = results.confusion(m, model, subset)
     fig = px.imshow(cm.values, x=list(cm.columns), y=list(cm.index), text_auto=True, color_continuous_scale="RdPu",
@@ -182,31 +204,45 @@ for col, model in ((a, "baseline"), (b, "refined")):
 
 # --- ROC and reliability -----------------------------------------------------------------------
 st.subheader("ROC curves and calibration")
-a, b = st.columns(2)
-roc = go.Figure()
-for model, dash in (("baseline", "dot"), ("refined", "solid")):
-    for cls, (fpr, tpr, auc) in results.roc_points(m, model, subset).items():
-        roc.add_scatter(x=fpr, y=tpr, mode="lines", name=f"{model} · {cls} (AUC {auc:.2f})",
-                        line=dict(color=COLOURS.get(cls), dash=dash))
-roc.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="#bbbbbb", dash="dash"))
-roc.update_layout(title="ROC, one class vs the rest (solid: refined, dotted: baseline)", height=420,
-                  xaxis_title="false-positive rate", yaxis_title="true-positive rate (sensitivity)")
-a.plotly_chart(roc, width="stretch", key="roc")
+st.caption("One panel per class (that class against the other two); solid: refined, dotted: baseline; the dashed "
+           "diagonal is chance.")
+BELOW = dict(orientation="h", y=-0.3, yanchor="top", x=0, xanchor="left", title=None)  # legends under the plot
+roc_cols = wrapping_columns(len(results.classes(m)), "roc", 300)
+curves = {model: results.roc_points(m, model, subset) for model in ("baseline", "refined")}
+for col, cls in zip(roc_cols, results.classes(m)):
+    roc = go.Figure()
+    for model, dash in (("baseline", "dot"), ("refined", "solid")):
+        if cls in curves[model]:
+            fpr, tpr, auc = curves[model][cls]
+            roc.add_scatter(x=fpr, y=tpr, mode="lines", name=f"{model} (AUC {auc:.3f})",
+                            line=dict(color=MODEL_COLOURS[model], dash=dash, width=2.5))
+    roc.add_scatter(x=[0, 1], y=[0, 1], mode="lines", showlegend=False, hoverinfo="skip",
+                    line=dict(color="#bbbbbb", dash="dash", width=1))
+    roc.update_layout(title=dict(text=f"ROC: {cls}", x=0, xanchor="left"), height=360, legend=BELOW,
+                      margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis=dict(title="false-positive rate", range=[0, 1], constrain="domain"),
+                      yaxis=dict(title="sensitivity", range=[0, 1.02], scaleanchor="x", constrain="domain"))
+    col.plotly_chart(roc, width="stretch", key=f"roc_{cls}")
 
+a, b = wrapping_columns([3, 2], "calibration", 300)
 rel = go.Figure()
 rel.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration", line=dict(color="#bbbbbb", dash="dash"))
 for model in results.MODELS:
     bins = results.reliability(m, model, subset)
     if not bins.empty:
-        rel.add_scatter(x=bins["confidence"], y=bins["accuracy"], mode="lines+markers", name=model,
-                        marker=dict(size=6 + 24 * bins["count"] / bins["count"].max()),
+        rel.add_scatter(x=bins["confidence"], y=bins["accuracy"], mode="lines+markers", name=model, cliponaxis=False,
+                        marker=dict(size=6 + 18 * bins["count"] / bins["count"].max()),
                         line=dict(color=MODEL_COLOURS[model]), text=bins["count"],
                         hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{text} images")
-rel.update_layout(title="Reliability: is a 80 % answer right 80 % of the time?", height=420,
-                  xaxis=dict(title="mean confidence", range=[0, 1]), yaxis=dict(title="accuracy", range=[0, 1]))
-b.plotly_chart(rel, width="stretch", key="reliability")
-st.caption(f"Calibration error (ECE): baseline {m['classifiers']['baseline'][subset]['ece']:.3f}, refined "
-           f"{m['classifiers']['refined'][subset]['ece']:.3f}. Marker size: number of images in the bin.")
+rel.update_layout(title=dict(text="Reliability: is an 80% answer right 80% of the time?", x=0, xanchor="left"),
+                  height=420, legend=BELOW, margin=dict(l=10, r=20, t=40, b=10),
+                  xaxis=dict(title="mean confidence", range=[-0.03, 1.05]),
+                  yaxis=dict(title="accuracy", range=[-0.03, 1.07]))
+a.plotly_chart(rel, width="stretch", key="reliability")
+b.markdown(f"**Calibration error (ECE)**: baseline {m['classifiers']['baseline'][subset]['ece']:.3f}, refined "
+           f"{m['classifiers']['refined'][subset]['ece']:.3f} (lower is better).")
+b.caption("Each marker is a bin of answers with about the same confidence; its size is the number of images "
+          "in the bin. Markers on the diagonal mean the stated confidence can be taken at its word.")
 
 # --- Dice distribution ---------------------------------------------------------------------------
 dices = results.dice_values(m, subset)
@@ -215,7 +251,8 @@ if not dices.empty:
     fig = px.histogram(dices, x="dice", color="label", color_discrete_map=COLOURS, nbins=20, range_x=[0, 1],
                        barmode="overlay", opacity=0.7, title="Dice of the predicted mask, lesion images",
                        labels={"dice": "Dice (1 = perfect overlap)"})
-    fig.update_layout(height=340)
+    fig.update_layout(height=340, legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1, xanchor="right",
+                                              title=None), title=dict(x=0, xanchor="left"))
     st.plotly_chart(fig, width="stretch", key="dice_hist")
 
 # --- external check: BUS-BRA --------------------------------------------------------------------------
@@ -228,22 +265,24 @@ else:
     for line in results.external_summary(m):
         st.markdown(f"- {line}")
     numbers = results.presentation_numbers(m, "busbra")
-    cols = st.columns(len(numbers))
+    cols = wrapping_columns(len(numbers), "external", 150)
     for col, row in zip(cols, numbers.itertuples()):
         change = None if row.baseline is None or row.refined is None else row.refined - row.baseline
         same = change is None or abs(change) < 0.0005
-        col.metric(SHORT_LABELS.get(row.key, row.metric), "—" if row.refined is None else f"{row.refined:.3f}",
-                   None if change is None else (f"same as baseline {row.baseline:.3f}" if same
-                                                else f"{change:+.3f} vs baseline {row.baseline:.3f}"),
+        base = fmt_score(row.key, row.baseline)
+        col.metric(SHORT_LABELS.get(row.key, row.metric), fmt_score(row.key, row.refined),
+                   None if change is None else (f"same as baseline {base}" if same
+                                                else f"{fmt_change(row.key, change)} vs baseline {base}"),
                    delta_color="off" if same else "normal", delta_arrow="off" if same else "auto",
                    help=f"{row.metric} of the refined model on BUS-BRA.")
     st.markdown(f"**Is the accuracy difference real?** {results.comparison_sentence(results.external_comparison(m))}.")
     scanners = results.external_per_scanner(m)
     if not scanners.empty:
         st.markdown("**Accuracy per scanner**")
-        st.dataframe(scanners, width="stretch",
-                     column_config={"baseline": st.column_config.NumberColumn("baseline accuracy", format="percent"),
-                                    "refined": st.column_config.NumberColumn("refined accuracy", format="percent")})
+        shown_scanners, _ = percent_columns(scanners, ["baseline", "refined"])
+        st.dataframe(shown_scanners, width="stretch",
+                     column_config={"baseline": st.column_config.NumberColumn("baseline accuracy", format="%.1f%%"),
+                                    "refined": st.column_config.NumberColumn("refined accuracy", format="%.1f%%")})
 
 # --- scope gate ----------------------------------------------------------------------------------------
 st.subheader("Scope gate: refusing pictures that are not breast ultrasound")
@@ -252,25 +291,29 @@ if scope is None:
     st.info("Not evaluated: `models/scope_metrics.json` is missing (run `python -m pipeline scope`).")
 else:
     summary = results.scope_summary(scope)
-    cols = st.columns(3)
-    for col, row in zip(cols, summary.head(3).itertuples()):
+    cols = wrapping_columns(3, "scope", 150)
+    for i, (col, row) in enumerate(zip(cols, summary.head(3).itertuples())):
         col.metric(row.what, "not evaluated" if row.share is None else f"{row.share:.1%}",
                    None if row.share is None else f"{row.count} of {row.images}", delta_color="off",
                    delta_arrow="off")
-    a, b = st.columns(2)
+        if i == 0 and row.share is not None:  # the README's caveat, beside the figure it qualifies
+            col.caption(":material/info: Optimistic: the gate's feature layer was chosen with these very pictures "
+                        "in view, so new kinds of pictures may pass it.")
+    a, b = wrapping_columns(2, "scope_tables", 300)
     per_scanner = summary.iloc[3:]
     if not per_scanner.empty:
         a.markdown("**BUS-BRA test images accepted, per scanner**")
-        a.dataframe(per_scanner.assign(what=per_scanner["what"].str.removeprefix("BUS-BRA test, ")
-                                       .str.removesuffix(": accepted"))
+        scanner_table, _ = percent_columns(per_scanner, ["share"])
+        a.dataframe(scanner_table.assign(what=per_scanner["what"].str.removeprefix("BUS-BRA test, ")
+                                         .str.removesuffix(": accepted"))
                     .rename(columns={"what": "scanner", "count": "accepted"})[["scanner", "images", "accepted", "share"]],
                     hide_index=True, width="stretch",
-                    column_config={"share": st.column_config.NumberColumn("share accepted", format="percent")})
+                    column_config={"share": st.column_config.NumberColumn("share accepted", format="%.1f%%")})
     sources = results.scope_sources(scope)
     if not sources.empty:
         b.markdown("**Non-ultrasound pictures refused, per source**")
-        b.dataframe(sources, hide_index=True, width="stretch",
-                    column_config={"share refused": st.column_config.NumberColumn(format="percent")})
+        source_table, source_cols = percent_columns(sources, ["share refused"])
+        b.dataframe(source_table, hide_index=True, width="stretch", column_config=source_cols)
     extra = []
     if scope.get("threshold") is not None:
         target = scope.get("accept_target_on_validation")
@@ -294,13 +337,17 @@ if picked.empty:
     st.success("None.")
     st.stop()
 show_cols = ["image", "label", "refined", "refined_confidence", "baseline", "baseline_confidence", "dice"]
-st.dataframe(picked[show_cols], hide_index=True, width="stretch", height=240,
-             column_config={"refined_confidence": st.column_config.NumberColumn(format="percent"),
-                            "baseline_confidence": st.column_config.NumberColumn(format="percent"),
-                            "dice": st.column_config.NumberColumn(format="%.3f")})
+case_table, case_cols = percent_columns(picked[show_cols], ["refined_confidence", "baseline_confidence"])
+st.dataframe(case_table.assign(image=picked["image"].str.rsplit("/", n=1).str[-1]), hide_index=True, width="stretch",
+             height=table_height(len(picked)),
+             column_config={"image": "image", "label": "true class", "refined": "refined answer",
+                            "refined_confidence": st.column_config.NumberColumn("refined confidence", format="%.1f%%"),
+                            "baseline": "baseline answer",
+                            "baseline_confidence": st.column_config.NumberColumn("baseline confidence", format="%.1f%%"),
+                            "dice": st.column_config.NumberColumn("lesion Dice", format="%.3f")})
 image = st.selectbox("Look at", list(picked["image"]), key="case_image")
 row = picked[picked["image"] == image].iloc[0]
-a, b = st.columns([2, 3])
+a, b = wrapping_columns([2, 3], "case", 300)
 root = state.dataset_root()
 with a:
     if root is None:
@@ -308,8 +355,17 @@ with a:
     else:
         try:
             gray, mask = load_sample(root, image)
-            st.image(overlay(gray, mask, mode="contour"), caption=f"{image} — true class {row['label']}; "
-                     "pink: ground-truth outline", width="stretch")
+            predictor, progress, model_error = state.model_progress()
+            predicted = None
+            if predictor is not None:  # the predicted mask: one prediction through the app's model worker
+                predicted = state.analyse_dataset(predictor, image, row["label"]).prediction.mask
+            st.image(overlay(gray, predicted, mode="contour", truth=mask), width="stretch",
+                     caption=f"{image} — true class {row['label']}; cyan: ground-truth outline"
+                             + ("; pink: predicted outline" if predicted is not None else ""))
+            if predicted is None:
+                st.caption(f"The predicted outline appears once the models are loaded ({model_error})." if model_error
+                           else "The predicted outline appears once the models are loaded (they load in the "
+                                "background; reopen this image in a few seconds).")
         except BusiError as exc:
             st.warning(str(exc))
 with b:
@@ -318,10 +374,13 @@ with b:
     for model in results.MODELS:
         fig.add_bar(name=results.MODEL_TITLES[model], x=classes, y=[row[f"{model}:{c}"] for c in classes],
                     marker_color=MODEL_COLOURS[model], text=[f"{row[f'{model}:{c}']:.0%}" for c in classes],
-                    textposition="outside")
-    fig.update_layout(barmode="group", height=320, yaxis=dict(range=[0, 1.12], tickformat=".0%"),
-                      title=f"Probabilities (true class: {row['label']})", legend=dict(orientation="h", y=-0.15))
+                    textposition="outside", cliponaxis=False)
+    fig.update_layout(barmode="group", height=340, yaxis=dict(range=[0, 1.15], tickformat=".0%"),
+                      margin=dict(l=10, r=10, t=40, b=10), xaxis=dict(automargin=True),
+                      title=dict(text=f"Probabilities (true class: {row['label']})", x=0, xanchor="left"),
+                      legend=dict(orientation="h", y=-0.15, yanchor="top", x=0, xanchor="left"))
     st.plotly_chart(fig, width="stretch", key="case_probs")
+
     def ok(right: bool) -> str:
         return ":green[right]" if right else ":red[wrong]"
 

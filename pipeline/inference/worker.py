@@ -11,7 +11,9 @@ prediction costs what it costs in a plain process (see the README's speed table)
 
 ``PredictorProcess`` offers what the dashboard uses of a ``Predictor`` (``predict``, ``explain``,
 ``configs``, ``classes``, ``models_dir``, ``manifest``); every call is one message over a pipe. The
-worker runs the same ``Predictor`` class: one inference path.
+worker runs the same ``Predictor`` class: one inference path. ``PredictorProcess(wait=False)`` returns at
+once: the worker reports its start-up steps (``progress``), and ``ready()`` says when it can answer, so a
+page can be used while the models load.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -30,15 +33,23 @@ import numpy as np
 from pipeline.errors import ModelLoadError
 
 START_TIMEOUT_S = 180.0
+START_STEPS = ("starting Python and TensorFlow", "loading the three models and the scope gate",
+               "warming up (a first prediction and Grad-CAM)")
 CALL_TIMEOUT_S = 120.0  # one prediction takes ~0.1 s; a worker silent this long is hung and is stopped
 
 
 def _serve(conn, models_dir: str | None) -> None:
     """Worker main loop: load the models, then answer (method, args) messages until told to stop."""
+    def step(i: int) -> None:
+        conn.send(("progress", (i + 1, len(START_STEPS), START_STEPS[i])))
+
+    step(0)
     from pipeline.inference.predictor import Predictor
 
     try:
+        step(1)
         predictor = Predictor(models_dir)
+        step(2)
         predictor.warm_up(explain=True)
     except ModelLoadError as exc:
         conn.send(("error", ModelLoadError(str(exc))))
@@ -72,7 +83,8 @@ class PredictorProcess:
     re-run the Streamlit page script as the main module), joined by a socket pair (POSIX only).
     """
 
-    def __init__(self, models_dir: str | Path | None = None, start_timeout_s: float = START_TIMEOUT_S):
+    def __init__(self, models_dir: str | Path | None = None, start_timeout_s: float = START_TIMEOUT_S,
+                 wait: bool = True):
         parent_sock, child_sock = socket.socketpair()
         fd = child_sock.fileno()
         args = [sys.executable, "-m", "pipeline.inference.worker", str(fd)]
@@ -84,17 +96,56 @@ class PredictorProcess:
         child_sock.close()
         self._conn = Connection(parent_sock.detach())
         self._lock = threading.Lock()
-        if not self._conn.poll(start_timeout_s):
-            self.close()
-            raise ModelLoadError(f"the model worker process did not start within {start_timeout_s:.0f} s")
-        status, payload = self._receive()
-        if status == "error":
-            self.close()
-            raise payload
-        self.configs = payload["configs"]
-        self.classes: tuple[str, ...] = payload["classes"]
-        self.models_dir: Path = payload["models_dir"]
-        self.manifest: dict = payload["manifest"]
+        self._start_timeout_s = start_timeout_s
+        self._deadline = time.monotonic() + start_timeout_s
+        self._start_error: Exception | None = None
+        self._ready = False
+        self.progress: tuple[int, int, str] = (0, len(START_STEPS), "starting the model worker process")
+        if wait:
+            self.wait_ready()
+
+    def ready(self, timeout_s: float = 0.0) -> bool:
+        """True once the models are loaded and warm; reads the worker's start-up messages for up to
+        ``timeout_s`` (0: no wait). Raises ModelLoadError when the start failed or took too long."""
+        with self._lock:
+            if self._start_error is not None:
+                raise self._start_error
+            end = time.monotonic() + timeout_s
+            while not self._ready:
+                left = min(end, self._deadline) - time.monotonic()
+                if not self._conn.poll(max(0.0, left)):
+                    if time.monotonic() >= self._deadline:
+                        self._fail(ModelLoadError("the model worker process did not start within "
+                                                  f"{self._start_timeout_s:.0f} s"))
+                    return False
+                try:
+                    status, payload = self._receive()
+                except ModelLoadError as exc:
+                    self._fail(exc)
+                if status == "progress":
+                    self.progress = payload
+                elif status == "error":
+                    self._fail(payload)
+                else:
+                    self.configs = payload["configs"]
+                    self.classes: tuple[str, ...] = payload["classes"]
+                    self.models_dir: Path = payload["models_dir"]
+                    self.manifest: dict = payload["manifest"]
+                    self._ready = True
+            return True
+
+    def wait_ready(self) -> None:
+        """Block until the models are ready (raises ModelLoadError on failure or time-out)."""
+        self.ready(timeout_s=max(0.0, self._deadline - time.monotonic()) + 1.0)
+
+    def _fail(self, exc: Exception) -> None:
+        """Remember a start-up failure, stop the worker and raise (called with the lock held)."""
+        self._start_error = exc
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(5)
+        self._conn.close()
+        raise exc
 
     def _receive(self):
         try:
@@ -108,6 +159,7 @@ class PredictorProcess:
                                  "to start it again") from exc
 
     def _call(self, method: str, *args: Any, **kwargs: Any):
+        self.wait_ready()
         with self._lock:
             if not self.alive:
                 raise ModelLoadError(f"the model worker process is not running (exit code {self._proc.poll()}); "
@@ -127,6 +179,11 @@ class PredictorProcess:
         """True while the worker process runs."""
         return self._proc.poll() is None
 
+    @property
+    def crashed(self) -> bool:
+        """True when the worker stopped after it had started (a failed start is an error, not a crash)."""
+        return self._ready and not self.alive
+
     def predict(self, image: np.ndarray, rgb: np.ndarray | None = None):
         """``Predictor.predict`` in the worker."""
         return self._call("predict", np.ascontiguousarray(image),
@@ -139,6 +196,8 @@ class PredictorProcess:
     def close(self) -> None:
         """Stop the worker (it also stops by itself when this process exits and its socket closes)."""
         with self._lock:
+            if self._conn.closed:
+                return
             try:
                 if self.alive:
                     self._conn.send(("close", (), {}))

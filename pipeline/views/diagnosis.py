@@ -16,9 +16,22 @@ from pipeline import imageio, metrics
 from pipeline.errors import ImageLoadError
 from pipeline.inference.gradcam import FrameHeatmap, blend
 from pipeline.inference.measure import Measurements, measure
-from pipeline.inference.overlay import overlay
+from pipeline.inference.overlay import LESION_COLOUR, TRUTH_COLOUR, annotate, mask_layer, overlay
 from pipeline.inference.predictor import Prediction, Predictor
-from pipeline.inference.report import NOT_ULTRASOUND, build_report
+from pipeline.inference.report import DISCLAIMER, NOT_ULTRASOUND, build_report
+
+# The scope gate's reasons (pipeline.inference.scope: refusal() and ScopeGate.check) in plain words, by their
+# first words; the gate's own sentence, with its numbers, stays available as the detail.
+PLAIN_REASONS = (
+    ("colour picture", "a colour photograph or picture (breast ultrasound is grayscale)"),
+    ("almost no texture", "an almost uniform image, without the texture of an ultrasound scan"),
+    ("no ultrasound speckle", "not an ultrasound texture (it looks like random noise or fine print)"),
+    ("mostly white", "mostly white, like a screen capture, a document or a drawing"),
+    ("unlike the breast-ultrasound", "not an ultrasound texture the models know (unlike every breast-ultrasound "
+                                     "frame they were trained on)"),
+)
+UNLIKE = "it is unlike the images the models were trained on"
+RESEARCH_ONLY = "Research-only answer"
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,24 +121,92 @@ def heatmap_image(diagnosis: Diagnosis, heat: FrameHeatmap, alpha: float = 0.45)
     return blend(diagnosis.image.pixels, heat.heatmap, alpha, None if heat.whole_frame else heat.box)
 
 
-def overlay_image(diagnosis: Diagnosis, alpha: float = 0.4, mode: str = "filled") -> np.ndarray:
-    """The predicted mask drawn over the image."""
-    return overlay(diagnosis.image.pixels, diagnosis.prediction.mask, alpha, mode)
+def overlay_image(diagnosis: Diagnosis, alpha: float = 0.4, mode: str = "filled", show_prediction: bool = True,
+                  show_truth: bool = True) -> np.ndarray:
+    """The predicted mask (pink) and, when there is one, the ground-truth outline (cyan) drawn over the image."""
+    truth = diagnosis.truth_mask if show_truth else None
+    return overlay(diagnosis.image.pixels, diagnosis.prediction.mask if show_prediction else None, alpha, mode,
+                   truth=truth)
+
+
+def zoom_layers(diagnosis: Diagnosis) -> dict[str, np.ndarray]:
+    """What the zoomable view stacks: ``image`` (RGB), the predicted lesion as ``fill`` and ``outline`` (RGBA)
+    and, when there is a ground truth, its ``truth`` outline (RGBA); the viewer switches and blends them."""
+    gray = diagnosis.image.pixels
+    thickness = max(1, round(max(gray.shape[:2]) / 250))
+    mask = diagnosis.prediction.mask
+    layers = {"image": overlay(gray, None),
+              "fill": mask_layer(mask, LESION_COLOUR, True, thickness),
+              "outline": mask_layer(mask, LESION_COLOUR, False, thickness)}
+    if diagnosis.truth_mask is not None:
+        layers["truth"] = mask_layer(diagnosis.truth_mask, TRUTH_COLOUR, False, thickness)
+    return layers
+
+
+def legend(diagnosis: Diagnosis, show_prediction: bool = True, show_truth: bool = True) -> list[tuple[str, tuple]]:
+    """``(name, RGB)`` of what :func:`overlay_image` draws."""
+    out = [("predicted lesion", LESION_COLOUR)] if show_prediction else []
+    if show_truth and diagnosis.truth_mask is not None:
+        out.append(("ground truth", TRUTH_COLOUR))
+    return out
+
+
+def answer_heading(p: Prediction, out_of_scope: bool = False) -> str:
+    """"Prediction: benign", or "Research-only answer: benign" for an image the scope gate refused."""
+    return f"{RESEARCH_ONLY if out_of_scope else 'Prediction'}: {p.label}"
+
+
+def download_overlay(diagnosis: Diagnosis, alpha: float = 0.4, mode: str = "filled", show_prediction: bool = True,
+                     show_truth: bool = True) -> bytes:
+    """The overlay PNG to download: the image with its outlines, then the label, confidence, legend and the
+    research-tool line (a refused image says its answer is research-only)."""
+    p = diagnosis.prediction
+    refused = p.in_scope is False
+    lines = [f"{answer_heading(p, refused)} ({p.confidence:.0%}, refined model); baseline model: "
+             f"{p.baseline_label} ({p.baseline_probabilities[p.baseline_label]:.0%})"]
+    if refused:
+        lines.append(f"Out of scope: {refusal_message(p)} The answer is not meaningful.")
+    if diagnosis.true_label is not None:
+        lines.append(f"True class: {diagnosis.true_label}")
+    if diagnosis.dice is not None:
+        lines.append(f"Dice {diagnosis.dice:.3f}, IoU {diagnosis.iou:.3f} against the ground truth")
+    lines.append(f"Image: {diagnosis.name}")
+    picture = overlay_image(diagnosis, alpha, mode, show_prediction, show_truth)
+    return png_bytes(annotate(picture, lines, legend(diagnosis, show_prediction, show_truth), footer=DISCLAIMER))
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
-    """PNG encoding of an RGB or grayscale uint8 array."""
+    """PNG encoding of an RGB, RGBA or grayscale uint8 array."""
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "PNG")
     return buf.getvalue()
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 92) -> bytes:
+    """JPEG encoding of an RGB or grayscale uint8 array: for showing a frame (a fifth of the PNG's size and
+    several times faster to encode); downloads stay PNG."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def plain_reason(p: Prediction) -> str:
+    """Why the scope gate refused the image, in plain words (``UNLIKE`` when it gave no known reason)."""
+    reason = p.scope_reason or ""
+    return next((words for start, words in PLAIN_REASONS if reason.startswith(start)), UNLIKE)
 
 
 def refusal_message(p: Prediction) -> str | None:
     """The refusal sentence when the scope gate judged the image not a breast ultrasound (else None)."""
     if p.in_scope is not False:
         return None
-    reason = p.scope_reason or "it is unlike the images the models were trained on"
-    return f"{NOT_ULTRASOUND}: {reason}."
+    return f"{NOT_ULTRASOUND}: {plain_reason(p)}."
+
+
+def refusal_detail(p: Prediction) -> str:
+    """The gate's own reason with its numbers, for those who want them."""
+    score = "" if p.scope_score is None else f" (scope score {p.scope_score:.2f}; 1 or less is in scope)"
+    return f"Scope check: {p.scope_reason or UNLIKE}{score}."
 
 
 def all_warnings(diagnosis: Diagnosis) -> list[str]:

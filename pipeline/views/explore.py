@@ -128,16 +128,46 @@ def page_of(df: pd.DataFrame, page: int, per_page: int = 12) -> tuple[pd.DataFra
     return df.iloc[(page - 1) * per_page: page * per_page], page, n_pages
 
 
-def thumbnail(image_path: str | os.PathLike, mask_paths: str | list, width: int = 240) -> np.ndarray:
-    """RGB thumbnail of a dataset image with its ground-truth mask drawn as a contour."""
+def thumbnail(image_path: str | os.PathLike, mask_paths: str | list, width: int = 240,
+              height: int | None = 180) -> np.ndarray:
+    """RGB thumbnail of a dataset image with its ground-truth mask drawn as a contour, letterboxed (black bars)
+    to ``width`` x ``height`` so a gallery grid has even rows (``height=None``: the image's own aspect)."""
     gray = read_gray(image_path)
     paths = mask_paths.split(";") if isinstance(mask_paths, str) else list(mask_paths)
     mask = read_mask([p for p in paths if p], gray.shape)
-    scale = width / gray.shape[1]
-    size = (width, max(1, round(gray.shape[0] * scale)))
+    scale = width / gray.shape[1] if height is None else min(width / gray.shape[1], height / gray.shape[0])
+    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
     small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     small_mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
-    return overlay(small, small_mask, mode="contour", thickness=2)
+    drawn = overlay(small, small_mask, mode="contour", thickness=2)
+    if height is None:
+        return drawn
+    out = np.zeros((height, width, 3), np.uint8)
+    y, x = (height - size[1]) // 2, (width - size[0]) // 2
+    out[y:y + size[1], x:x + size[0]] = drawn
+    return out
+
+
+def group_members(index: pd.DataFrame, group) -> pd.DataFrame:
+    """The images of one duplicate group, by label then number (for showing them side by side)."""
+    return index[index["group"] == group].sort_values(["label", "number"])
+
+
+def member_caption(row) -> str:
+    """``benign (131) · benign · train``: file, label and subset of one image."""
+    return f"{row.image.rsplit('/', 1)[-1].removesuffix('.png')} · {row.label} · {row.subset}"
+
+
+def page_message(typed, n_pages: int) -> str | None:
+    """The note shown when a typed page number does not exist (None when it does)."""
+    try:
+        page = int(typed)
+    except (TypeError, ValueError):
+        return f"“{typed}” is not a page number: showing page 1 of {n_pages}."
+    if 1 <= page <= n_pages:
+        return None
+    shown = clamp_page(page, n_pages)
+    return f"There is no page {page}: the gallery has {n_pages} page{'s' if n_pages > 1 else ''}. Showing page {shown}."
 
 
 def duplicate_groups(index: pd.DataFrame) -> pd.DataFrame:
