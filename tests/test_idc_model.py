@@ -78,3 +78,14 @@ def test_bundle_verify_covers_the_idc_set():
     from pipeline.inference.bundle import verify_sets
 
     assert verify_sets(paths.MODELS_DIR) == {"busi-cad": [], "idc": []}
+
+
+def test_the_page_shows_the_recorded_test_figures(metrics):
+    from pipeline.views.histopathology import comparison_table, read_metrics
+
+    table = comparison_table(read_metrics(paths.MODELS_DIR))
+    ours = table.loc["This model (network), pack test patches"]
+    summary = metrics["test"]["network"]["summary"]
+    assert ours["balanced accuracy"] == summary["balanced_accuracy"] and ours["AUC"] == summary["auc"]
+    assert table.loc["Feature baseline (this project), pack test patches", "IDC F1"] == metrics["test"]["features"][
+        "summary"]["f1_idc"]

@@ -61,3 +61,17 @@ def test_small_real_run_scores_baseline_and_refined(busi_dir):
     assert set(conds) == {"clean", "padding:mild", "padding:strong"}
     for c in conds.values():
         assert c["images"] == 3 and 0 <= c["refined"]["accuracy"] <= 1 and c["dice"] is not None
+
+
+def test_shift_table_for_the_models_page():
+    from pipeline.views.results import shift_table
+
+    s = {"datasets": {"BUS-BRA fold 5": {
+        "clean": {"images": 4, "baseline": {"accuracy": 0.5, "normal_recall": None}, "refined": {"accuracy": 0.75},
+                  "dice": 0.8, "normal_outlined": None, "scope_accepted": 1.0},
+        "gain:strong": {"images": 4, "baseline": {"accuracy": 0.25}, "refined": {"accuracy": 0.5}, "dice": 0.6,
+                        "normal_outlined": None, "scope_accepted": 0.75}}}}
+    t = shift_table(s, "BUS-BRA fold 5")
+    assert t["variation"].tolist() == ["clean", "gain"] and t["strength"].tolist() == ["—", "strong"]
+    assert t["refined − baseline accuracy"].tolist() == [0.25, 0.25]
+    assert "normal frames outlined" not in t.columns and "baseline normal recall" not in t.columns  # no normals

@@ -52,6 +52,16 @@ def crossval_results() -> dict | None:
     return _crossval(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+def _shift(path: str, mtime_ns: int) -> dict | None:
+    return results.load_shift(path)
+
+
+def shift_results() -> dict | None:
+    path = paths.models_dir() / "shift_metrics.json"
+    return _shift(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
+
+
 def fmt_score(key: str, value: float | None) -> str:
     """The page's one number format: accuracy in percent with one decimal (differences are read in points),
     the other scores on 0-1 with three decimals."""
@@ -323,6 +333,23 @@ else:
         extra.append(f"the check takes {scope['gate_check_ms_median']:.2g} ms per image (median)")
     st.caption("A refused image gets no label on the Diagnose page (the user can still ask for one, flagged as "
                "out of scope)" + ("; " + "; ".join(extra) if extra else "") + ".")
+
+# --- scanner-shift benchmark ----------------------------------------------------------------------
+st.subheader("Scanner shift: the same test images as other scanners would show them")
+shift = shift_results()
+if shift is None:
+    st.info("Not measured: `models/shift_metrics.json` is missing (run `python -m pipeline shift`).")
+else:
+    names = list(shift["datasets"])
+    choice = st.radio("Test set", names, horizontal=True, key="shift_dataset") if len(names) > 1 else names[0]
+    table = results.shift_table(shift, choice)
+    shares = [c for c in table.columns if c not in ("variation", "strength", "images")]
+    shown, cols = percent_columns(table, shares)
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=cols, height=table_height(len(table), 14))
+    st.caption("Each test image clean and under each display variation at two strengths (fixed seed per image), "
+               "sent through the upload path; nothing was chosen on these results. What each variation does: "
+               + "; ".join(f"**{k}** — {v.rstrip('.')}" for k, v in shift.get("variations", {}).items()) + ". "
+               + str(shift.get("how", "")))
 
 # --- error browser --------------------------------------------------------------------------------
 st.subheader("Where the models disagree or are wrong")

@@ -54,7 +54,9 @@ def metrics_table(metrics: dict | None, subset: str = "test") -> pd.DataFrame:
     for model, figures in (section or {}).items() if isinstance(section, dict) else ():
         if not isinstance(figures, dict):
             continue
-        row = {k: _number(v) for k, v in figures.items() if _number(v) is not None}
+        flat = {**(figures.get("patch") or {}), **(figures.get("summary") or {}),  # as idc evaluate writes them
+                **{k: v for k, v in figures.items() if not isinstance(v, dict)}}
+        row = {k: _number(v) for k, v in flat.items() if _number(v) is not None}
         if row:
             rows.append({"model": MODEL_TITLES.get(model, model), **row})
     if not rows:

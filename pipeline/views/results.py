@@ -417,3 +417,31 @@ def scope_sources(s: dict | None) -> pd.DataFrame:
     rows = [{"source": k, "pictures": v.get("n"), "refused": v.get("refused"), "share refused": _number(v.get("share_refused"))}
             for k, v in sorted(by.items())]
     return pd.DataFrame(rows, columns=["source", "pictures", "refused", "share refused"])
+
+
+SHIFT_COLUMNS = {"accuracy": "accuracy", "normal_recall": "normal recall", "normal_to_malignant": "normal → malignant",
+                 "benign_recall": "benign recall", "malignant_recall": "malignant recall"}
+
+
+def load_shift(path: str | os.PathLike) -> dict | None:
+    """``models/shift_metrics.json`` (``python -m pipeline shift``), or None when absent or unreadable."""
+    s = _optional_json(path)
+    return s if s and isinstance(s.get("datasets"), dict) else None
+
+
+def shift_table(s: dict, dataset: str) -> pd.DataFrame:
+    """One row per condition (clean first): baseline and refined figures, Dice, normal outlined, scope accepted."""
+    rows = []
+    for condition, c in s["datasets"][dataset].items():
+        variation, _, strength = condition.partition(":")
+        row = {"variation": variation, "strength": strength or "—", "images": c.get("images")}
+        for key, label in SHIFT_COLUMNS.items():
+            for model in ("baseline", "refined"):
+                row[f"{model} {label}"] = (c.get(model) or {}).get(key)
+        row["refined − baseline accuracy"] = (None if row["refined accuracy"] is None or row["baseline accuracy"] is None
+                                              else row["refined accuracy"] - row["baseline accuracy"])
+        row.update({"lesion Dice": c.get("dice"), "normal frames outlined": c.get("normal_outlined"),
+                    "scope accepted": c.get("scope_accepted")})
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    return df.dropna(axis=1, how="all")  # e.g. no normal class in BUS-BRA
