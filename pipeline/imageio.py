@@ -73,6 +73,12 @@ TINT_SHARE = 0.97
 TINT_TOLERANCE = 6
 TINT_MIN_SPREAD = 2.0
 TINT_SAMPLE = 1_000_000  # pixels looked at, at most (a regular subsample of larger images)
+# ...and only for a frame of real gray content: at least TINT_MIN_SIDE px on a side, TINT_MIN_LEVELS distinct gray
+# levels and at most TINT_MAX_STRONG of strongly saturated pixels (a few flat colours, an H&E patch or a colour
+# photograph are not tinted gray maps even when their colours happen to follow the luminance)
+TINT_MIN_SIDE = 100
+TINT_MIN_LEVELS = 32
+TINT_MAX_STRONG = 0.03
 # Mostly blank: more than BLANK_FRACTION of pixels within +-BLANK_TOLERANCE grey
 # levels of the most common value, or a global standard deviation below BLANK_STD.
 BLANK_TOLERANCE = 4
@@ -449,9 +455,14 @@ def _composite_on_black(colour: np.ndarray, alpha: np.ndarray, warnings: list[st
 
 def tinted_gray_map(rgb: np.ndarray, gray: np.ndarray) -> bool:
     """True when a colour image is a gray image under a colour map (each channel a function of the luminance)."""
+    if min(gray.shape) < TINT_MIN_SIDE:
+        return False
     step = max(1, int(math.ceil(math.sqrt(gray.size / TINT_SAMPLE))))
     g = gray[::step, ::step].ravel().astype(np.intp)
-    c = rgb[::step, ::step].reshape(-1, 3).astype(np.float32)
+    sample = rgb[::step, ::step]
+    if len(np.unique(g)) < TINT_MIN_LEVELS or strong_colour(sample).mean() > TINT_MAX_STRONG:
+        return False
+    c = sample.reshape(-1, 3).astype(np.float32)
     if np.abs(c - c.mean(axis=1, keepdims=True)).mean() < TINT_MIN_SPREAD:
         return False  # (nearly) plain gray: nothing to convert
     counts = np.maximum(np.bincount(g, minlength=256), 1)

@@ -19,7 +19,7 @@ from bench.browser import (
 from dashboard.common import DISCLAIMER
 
 SHOTS = ROOT / "test-output" / "screenshots"
-NAV = ["Diagnose", "Dataset", "Models", "Clinics"]
+NAV = ["Diagnose", "Dataset", "Models", "Clinics", "Histopathology (IDC)"]
 
 
 pytestmark = pytest.mark.full  # a real browser

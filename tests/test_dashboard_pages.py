@@ -237,7 +237,7 @@ def test_swapped_or_corrupt_model_files_give_a_clear_error(tmp_path, monkeypatch
     assert "unet.keras does not match the bundle manifest" in texts(at.error)
     record_files(folder, ["unet.keras", "classifier_baseline.keras", "classifier_refined.keras"])
     at = run(PAGES["diagnose"])  # listed as they are: the load itself fails
-    assert "cannot be loaded" in texts(at.error)
+    assert "unet.keras is truncated or corrupt" in texts(at.error)
 
 
 # --- uploads ------------------------------------------------------------------------------------

@@ -450,3 +450,6 @@ def test_tinted_gray_map_is_read_as_grayscale_with_a_warning():
     photo = rng.integers(0, 256, (120, 160, 3)).astype(np.uint8)  # colour not tied to the gray level
     assert not tinted_gray_map(photo, cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
     assert load_image(cv2.imencode(".png", photo)[1].tobytes()).is_colour
+    palette = np.array([[230, 30, 30], [30, 200, 40], [40, 60, 230]], np.uint8)  # flat colours follow the gray too
+    blocks = np.kron(palette[rng.integers(0, 3, (6, 8))], np.ones((20, 20, 1), np.uint8))
+    assert not tinted_gray_map(blocks, cv2.cvtColor(blocks, cv2.COLOR_RGB2GRAY))

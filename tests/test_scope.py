@@ -305,5 +305,6 @@ def test_diagnose_page_refuses_then_analyses_anyway(predictor, tmp_path, monkeyp
     toggle = next(t for t in at.toggle if t.label == "Analyse anyway")
     toggle.set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("Prediction:" in str(s.value) for s in at.subheader)
-    assert "analysed anyway" in " ".join(str(w.value) for w in at.warning).lower()
+    assert any("Research-only answer:" in str(s.value) for s in at.subheader)  # never a plain "Prediction:"
+    assert not any("Prediction:" in str(s.value) for s in at.subheader)
+    assert "out of scope" in " ".join(str(w.value) for w in at.warning).lower()
