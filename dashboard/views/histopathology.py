@@ -112,6 +112,9 @@ for subset, title in (("test", "Test patients (all figures in the file)"), ("val
     figures = hist.metrics_table(metrics, subset)
     if not figures.empty:
         st.subheader(title)
-        st.dataframe(hist.formatted(figures), width="stretch")
+        shown = hist.formatted(figures).rename(columns={**hist.METRIC_TITLES, **hist.OTHER_TITLES})
+        if "patches" in shown:
+            shown["patches"] = figures["n"].astype(int).astype(str).values
+        st.dataframe(shown, width="stretch")
 for line in hist.how_lines(metrics):
     st.caption(line)

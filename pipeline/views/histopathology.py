@@ -30,6 +30,8 @@ PUBLISHED_CAVEAT = ("The published figures used all patches of the 49 test patie
                     "of the same patients, so the numbers sit side by side but are not measured on the same set.")
 METRIC_TITLES = {"balanced_accuracy": "balanced accuracy", "f1_idc": "IDC F1", "auc": "AUC", "accuracy": "accuracy",
                  "sensitivity": "sensitivity", "specificity": "specificity", "ece": "calibration error (ECE)"}
+OTHER_TITLES = {"n": "patches", "precision_idc": "IDC precision", "recall_idc": "IDC recall", "threshold": "threshold",
+                "log_loss": "log-loss", "brier": "Brier score"}
 MODEL_TITLES = {"network": "This model (network)", "features": "Feature baseline (this project)"}
 PACK_HELP = ("The IDC patch pack is not available here. It is a folder with `idc_pack.npz` (3,674 lossless 50x50 "
              "H&E patches of 279 patients, patient-level split): set the `IDC_DIR` environment variable to it "
