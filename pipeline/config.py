@@ -25,8 +25,18 @@ def mentions_busbra(datasets: object) -> bool:
     return "BUS-BRA" in str(datasets or "")
 
 
+class JsonConfig:
+    """Shared by the config dataclasses: saved as indented JSON beside their model."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as JSON."""
+        path = Path(path)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(JsonConfig):
     """What a model expects and how it was trained."""
 
     name: str  # "seg", "raw" or "refined"
@@ -53,12 +63,6 @@ class ModelConfig:
         """True when this model was trained on BUS-BRA's training folds as well as BUSI."""
         return mentions_busbra(self.notes.get("datasets"))
 
-    def save(self, path: str | Path) -> Path:
-        """Write the config as JSON."""
-        path = Path(path)
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        return path
-
     @classmethod
     def load(cls, path: str | Path) -> ModelConfig:
         """Read a config written by ``save``."""
@@ -84,7 +88,7 @@ IDC_METRICS_FILE = "metrics.json"
 
 
 @dataclass
-class IdcConfig:
+class IdcConfig(JsonConfig):
     """The IDC patch classifier: what it expects, its test-time settings (chosen on val) and its training."""
 
     patch_size: int = 50  # input side in pixels (the pack's patches); the network up-samples inside
@@ -103,12 +107,6 @@ class IdcConfig:
     trained_epochs: int = 0
     best_epoch: int = 0
     notes: dict = field(default_factory=dict)
-
-    def save(self, path: str | Path) -> Path:
-        """Write the config as JSON."""
-        path = Path(path)
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        return path
 
     @classmethod
     def load(cls, path: str | Path) -> IdcConfig:

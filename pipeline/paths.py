@@ -21,14 +21,15 @@ TORCH_EXPORT_COMMAND = (
 )
 
 
+def _folder(cli_value: str | os.PathLike | None, variable: str, default: Path) -> Path:
+    """A command-line folder, else the environment variable ``variable``, else ``default``."""
+    value = cli_value or os.environ.get(variable)
+    return Path(value).expanduser() if value else default
+
+
 def dataset_dir(cli_value: str | os.PathLike | None = None) -> Path:
     """Resolve the BUSI folder: ``--data`` option, else ``BUSI_DIR``, else ``data/Dataset_BUSI_with_GT``."""
-    if cli_value:
-        return Path(cli_value).expanduser()
-    env = os.environ.get("BUSI_DIR")
-    if env:
-        return Path(env).expanduser()
-    return DEFAULT_DATASET_DIR
+    return _folder(cli_value, "BUSI_DIR", DEFAULT_DATASET_DIR)
 
 
 def dataset_available(root: str | os.PathLike | None = None) -> bool:
@@ -42,10 +43,7 @@ DEFAULT_BUSBRA_DIR = DATA_DIR / "BUS-BRA"
 
 def busbra_dir(cli_value: str | os.PathLike | None = None) -> Path:
     """Resolve the BUS-BRA folder: ``--busbra`` option, else ``BUSBRA_DIR``, else ``data/BUS-BRA``."""
-    if cli_value:
-        return Path(cli_value).expanduser()
-    env = os.environ.get("BUSBRA_DIR")
-    return Path(env).expanduser() if env else DEFAULT_BUSBRA_DIR
+    return _folder(cli_value, "BUSBRA_DIR", DEFAULT_BUSBRA_DIR)
 
 
 def busbra_available(root: str | os.PathLike | None = None) -> bool:
@@ -60,10 +58,7 @@ IDC_PACK_FILE = "idc_pack.npz"
 
 def idc_dir(cli_value: str | os.PathLike | None = None) -> Path:
     """Resolve the IDC histopathology pack folder: ``--idc`` option, else ``IDC_DIR``, else ``data/IDC``."""
-    if cli_value:
-        return Path(cli_value).expanduser()
-    env = os.environ.get("IDC_DIR")
-    return Path(env).expanduser() if env else DEFAULT_IDC_DIR
+    return _folder(cli_value, "IDC_DIR", DEFAULT_IDC_DIR)
 
 
 def idc_available(root: str | os.PathLike | None = None) -> bool:

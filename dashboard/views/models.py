@@ -32,34 +32,27 @@ SHORT_LABELS = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "macro_auc": "Ma
 METRIC_LABELS = {**SHORT_LABELS, "ece": "Calibration"}
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _scope(path: str, mtime_ns: int) -> dict | None:
-    return results.load_scope_metrics(path)
+@st.cache_data(show_spinner=False, max_entries=12)
+def _optional(loader: str, path: str, mtime_ns: int) -> dict | None:
+    return getattr(results, loader)(path)
+
+
+def optional_results(loader: str, *parts: str) -> dict | None:
+    """An optional results file under the models folder, read by ``results.<loader>``, cached until it changes."""
+    path = paths.models_dir().joinpath(*parts)
+    return _optional(loader, str(path), path.stat().st_mtime_ns if path.is_file() else 0)
 
 
 def scope_metrics() -> dict | None:
-    path = paths.models_dir() / "scope_metrics.json"
-    return _scope(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _crossval(path: str, mtime_ns: int) -> dict | None:
-    return results.load_crossval(path)
+    return optional_results("load_scope_metrics", "scope_metrics.json")
 
 
 def crossval_results() -> dict | None:
-    path = paths.models_dir() / "experiments" / "crossval.json"
-    return _crossval(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _shift(path: str, mtime_ns: int) -> dict | None:
-    return results.load_shift(path)
+    return optional_results("load_crossval", "experiments", "crossval.json")
 
 
 def shift_results() -> dict | None:
-    path = paths.models_dir() / "shift_metrics.json"
-    return _shift(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
+    return optional_results("load_shift", "shift_metrics.json")
 
 
 def fmt_score(key: str, value: float | None) -> str:

@@ -199,7 +199,8 @@ def run_shift(predictor, datasets: dict[str, list], variations: list[str] | None
     names = variations or list(VARIATIONS)
     conditions = [(None, 0)] + [(v, lv) for v in names for lv in range(len(STRENGTHS))]
     classes = tuple(predictor.classes)
-    result: dict = {"variations": {n: describe()[n] for n in names}, "strengths": list(STRENGTHS), "datasets": {}}
+    what = describe()
+    result: dict = {"variations": {n: what[n] for n in names}, "strengths": list(STRENGTHS), "datasets": {}}
     total, done = sum(len(items) for items in datasets.values()) * len(conditions), 0
     for ds_name, items in datasets.items():
         per_condition = {}
