@@ -143,6 +143,23 @@ def test_committed_models_reproduce_recorded_metrics(predictor, busi_dir):
     assert correct_now == correct_then
 
 
+def test_with_settings_changes_a_copy_and_leaves_the_predictor_alone(predictor, test_images):
+    before = {n: (c.threshold, c.flip_tta, c.temperature, dict(c.notes)) for n, c in predictor.configs.items()}
+    image = cv2.imread(str(test_images[0]), cv2.IMREAD_GRAYSCALE)
+    plain = predictor.predict(image)
+    hot = predictor.with_settings({"raw": {"temperature": 50.0, "notes": {"why": "test"}},
+                                   "seg": {"threshold": 0.999999}})
+    assert hot.raw_model is predictor.raw_model  # the loaded models are shared, not reloaded
+    assert hot.configs["raw"].temperature == 50.0 and hot.configs["raw"].notes["why"] == "test"
+    assert {n: (c.threshold, c.flip_tta, c.temperature, dict(c.notes)) for n, c in predictor.configs.items()} == before
+    changed = hot.predict(image)
+    assert max(changed.baseline_probabilities.values()) < max(plain.baseline_probabilities.values())
+    assert changed.mask.sum() <= plain.mask.sum()
+    assert predictor.predict(image).baseline_probabilities == plain.baseline_probabilities
+    with pytest.raises(KeyError, match="no loaded model"):
+        predictor.with_settings({"two_branch": {}})
+
+
 def test_missing_and_corrupt_models_explain_how_to_restore(tmp_path):
     with pytest.raises(ModelLoadError, match="missing.*git checkout -- models/"):
         Predictor(tmp_path)

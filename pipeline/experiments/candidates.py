@@ -43,9 +43,7 @@ def compare(models_dirs: list[str | Path], busi_root: str | Path, busbra_root: s
     grays = [it.gray for it in items]
     masks, table = None, {}
     for folder in models_dirs:
-        predictor = predictor_for(folder)
-        for name in ("raw", "refined"):
-            predictor.configs[name].flip_tta = True
+        predictor = predictor_for(folder).with_settings({n: {"flip_tta": True} for n in ("raw", "refined")})
         if masks is None:
             masks = predictor.segment_batch(grays)
         out = predictor.classify_batch(grays, masks, temper=False)

@@ -13,6 +13,8 @@ segmentation, input preparation or fusion.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import threading
 import time
 import zipfile
@@ -188,6 +190,21 @@ class Predictor:
         self.classes: tuple[str, ...] = first.classes if "raw" in self.configs else CLASS_NAMES
         self._lock = threading.Lock()
         self._cam_lock = threading.Lock()
+
+    def with_settings(self, settings: dict[str, dict]) -> Predictor:
+        """A Predictor sharing this one's loaded models and graphs, whose configs are copies changed by
+        ``settings`` (model name -> {config field: value}, e.g. ``{"seg": {"flip_tta": True}}``); this one is
+        left as it is. ``notes`` given for a model are merged into its notes."""
+        unknown = set(settings) - set(self.configs)
+        if unknown:
+            raise KeyError(f"no loaded model {sorted(unknown)}: loaded are {sorted(self.configs)}")
+        view = copy.copy(self)
+        view.configs = {}
+        for name, cfg in self.configs.items():
+            changes = dict(settings.get(name, {}))
+            notes = {**cfg.notes, **changes.pop("notes", {})}
+            view.configs[name] = dataclasses.replace(cfg, notes=copy.deepcopy(notes), **changes)
+        return view
 
     def _check_refined(self) -> None:
         """A refined classifier with two inputs is the unshipped two-branch experiment: refused here."""

@@ -122,6 +122,44 @@ def _choice_set_name(n_busi: int, n_all: int) -> str:
     return f"BUSI val ({n_busi})" + (f" + BUS-BRA fold 4 ({n_all - n_busi})" if n_all > n_busi else "")
 
 
+def choose_on_val(predictor: Predictor, val: list, choice_items: list) -> dict[str, dict]:
+    """The test-time choices made on validation images (see the module docstring), as settings for
+    ``Predictor.with_settings``: model name -> {config field: value, "notes": {...}}. ``val``: BUSI val (mask
+    choices); ``choice_items``: the images the classifier choices are made on. ``predictor`` is not changed."""
+    truths, grays = [it.mask for it in val], [it.gray for it in val]
+    dice_by = {}
+    for flip in (False, True):
+        maps = predictor.with_settings({"seg": {"flip_tta": flip}}).segment_probabilities(grays)
+        dice_by.update({(flip, t): d for t, d in decisions.lesion_dice_by_threshold(maps, truths).items()})
+    seg_flip, threshold = decisions.choose_threshold(dice_by)
+    maps = predictor.with_settings({"seg": {"flip_tta": seg_flip}}).segment_probabilities(grays)
+    presence_threshold, presence = decisions.choose_presence(maps, truths, threshold)
+    seg = {"flip_tta": seg_flip, "threshold": threshold, "presence_threshold": presence_threshold,
+           "notes": {"val_dice_by_threshold": {f"{t}{' flip' if f else ''}": v for (f, t), v in dice_by.items()},
+                     "val_dice_and_normal_fp_by_presence_threshold": {str(c): v for c, v in presence.items()}}}
+    y_val = labels(choice_items)
+    # refined inputs follow the chosen mask settings
+    val_masks = predictor.with_settings({"seg": seg}).segment_batch([it.gray for it in choice_items])
+    nll_by_flip, res_by_flip = {}, {}
+    for flip in (False, True):  # flip test-time augmentation: keep it only if val log-loss drops
+        trial = predictor.with_settings({n: {"flip_tta": flip} for n in ("raw", "refined")})
+        res_by_flip[flip] = infer(trial, choice_items, temper=False, masks=val_masks)
+        nll_by_flip[flip] = (metrics.log_loss(res_by_flip[flip]["raw"], y_val)
+                             + metrics.log_loss(res_by_flip[flip]["crop"], y_val))
+    flip = bool(nll_by_flip[True] < nll_by_flip[False])
+    res = res_by_flip[flip]
+    weight, nll_by_weight = decisions.choose_fusion_weight(res["raw"], res["crop"], y_val)
+    return {
+        "seg": seg,
+        "raw": {"flip_tta": flip, "temperature": metrics.fit_temperature(res["raw"], y_val),
+                "notes": {"val_nll_by_flip_tta": {str(k): v for k, v in nll_by_flip.items()}}},
+        "refined": {"flip_tta": flip, "fusion_weight": weight,
+                    "temperature": metrics.fit_temperature(decisions.fuse(res["raw"], res["crop"], weight), y_val),
+                    "notes": {"val_nll_by_fusion_weight": nll_by_weight,
+                              "classifier_choices_on": _choice_set_name(len(val), len(choice_items))}},
+    }
+
+
 def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: str | Path = SPLIT_CSV,
              out: str | Path | None = None, choose: bool = True, busbra_root: str | Path | None = None) -> dict:
     """Choose thresholds/temperatures on val (if ``choose``), score val and test, write metrics JSON.
@@ -134,48 +172,15 @@ def evaluate(root: str | Path, models_dir: str | Path = MODELS_DIR, split_csv: s
     test = load_items(root, "test", split_csv)
     print(f"evaluating on {len(val)} validation and {len(test)} test images", flush=True)
     if choose:
-        seg_cfg = predictor.configs["seg"]
-        truths = [it.mask for it in val]
-        dice_by = {}
-        for flip in (False, True):
-            seg_cfg.flip_tta = flip
-            maps = predictor.segment_probabilities([it.gray for it in val])
-            dice_by.update({(flip, t): d for t, d in decisions.lesion_dice_by_threshold(maps, truths).items()})
-        seg_cfg.flip_tta, seg_cfg.threshold = decisions.choose_threshold(dice_by)
-        mean_dice = {f"{t}{' flip' if f else ''}": v for (f, t), v in dice_by.items()}
-        seg_cfg.notes["val_dice_by_threshold"] = mean_dice
-        maps = predictor.segment_probabilities([it.gray for it in val])
-        seg_cfg.presence_threshold, presence = decisions.choose_presence(maps, truths, seg_cfg.threshold)
-        seg_cfg.notes["val_dice_and_normal_fp_by_presence_threshold"] = {str(c): v for c, v in presence.items()}
-        choice_items = val + _busbra_choice_items(predictor, busbra_root)
-        y_val = labels(choice_items)
-        # refined inputs follow the chosen mask settings
-        val_masks = predictor.segment_batch([it.gray for it in choice_items])
-        nll_by_flip = {}
-        for flip in (False, True):  # flip test-time augmentation: keep it only if val log-loss drops
-            for name in ("raw", "refined"):
-                predictor.configs[name].flip_tta = flip
-                predictor.configs[name].fusion_weight = 1.0
-            res = infer(predictor, choice_items, temper=False, masks=val_masks)
-            nll_by_flip[flip] = metrics.log_loss(res["raw"], y_val) + metrics.log_loss(res["crop"], y_val)
-        flip = nll_by_flip[True] < nll_by_flip[False]
-        for name in ("raw", "refined"):
-            predictor.configs[name].flip_tta = flip
-        res = infer(predictor, choice_items, temper=False, masks=val_masks)
-        weight, nll_by_weight = decisions.choose_fusion_weight(res["raw"], res["crop"], y_val)
-        predictor.configs["refined"].fusion_weight = weight
-        predictor.configs["refined"].notes["val_nll_by_fusion_weight"] = nll_by_weight
-        predictor.configs["raw"].notes["val_nll_by_flip_tta"] = {str(k): v for k, v in nll_by_flip.items()}
-        predictor.configs["raw"].temperature = metrics.fit_temperature(res["raw"], y_val)
-        fused = predictor.combine(res["raw"], res["crop"], temper=False)[1]
-        predictor.configs["refined"].temperature = metrics.fit_temperature(fused, y_val)
-        predictor.configs["refined"].notes["classifier_choices_on"] = _choice_set_name(len(val), len(choice_items))
+        choices = choose_on_val(predictor, val, val + _busbra_choice_items(predictor, busbra_root))
+        predictor = predictor.with_settings(choices)
         for name, cfg in predictor.configs.items():
             cfg.save(config_path(name, models_dir))
         record_files(models_dir, [config_path(name).name for name in predictor.configs])
+        seg_cfg = predictor.configs["seg"]
         print(f"chosen on val: mask threshold {seg_cfg.threshold} (flip {seg_cfg.flip_tta}, presence gate "
-              f"{seg_cfg.presence_threshold}), classifier flip TTA {flip}, "
-              f"fusion weight {weight}, temperatures "
+              f"{seg_cfg.presence_threshold}), classifier flip TTA {predictor.configs['raw'].flip_tta}, "
+              f"fusion weight {predictor.configs['refined'].fusion_weight}, temperatures "
               f"raw {predictor.configs['raw'].temperature:.3f}, refined {predictor.configs['refined'].temperature:.3f}",
               flush=True)
     result = {

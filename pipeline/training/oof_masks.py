@@ -103,8 +103,8 @@ def run(busi_root: str | Path, busbra_root: str | Path, work_dir: str | Path, *,
               select_best=False, limit=limit, steps_per_epoch=steps, weights=weights, busbra_root=busbra_root,
               normal_repeat=normal_repeat,
               busbra_folds={"train": tuple(f for f in BUSBRA_TRAIN_FOLDS if f not in held_busbra), "val": held_busbra})
-        predictor = Predictor(fold_dir, models=("seg",), runtime="keras")
-        predictor.configs["seg"].flip_tta = ModelConfig.load(config_path("seg", shipped_dir)).flip_tta
+        predictor = Predictor(fold_dir, models=("seg",), runtime="keras").with_settings(
+            {"seg": {"flip_tta": ModelConfig.load(config_path("seg", shipped_dir)).flip_tta}})
         parts = {"busi": load_items(busi_root, "val", csv, limit),
                  "busbra": load_busbra_items(busbra_root, "val", limit, held_busbra)}
         items = parts["busi"] + parts["busbra"]
