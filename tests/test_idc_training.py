@@ -105,7 +105,7 @@ def test_one_step_training_writes_a_loadable_bundle(idc_dir, tmp_path):
     from pipeline.training.idc import train_idc
 
     out = train_idc(idc_dir, models_dir=tmp_path / "models", epochs=1, steps=1, limit=32,
-                    work_dir=tmp_path / "work", log=lambda *_: None)
+                    work_dir=tmp_path / "work", log=lambda *_: None, run_eagerly=True)
     assert out.is_file()
     predictor = IdcPredictor(tmp_path / "models")
     assert isinstance(predictor.config, IdcConfig) and predictor.config.best_epoch == 1

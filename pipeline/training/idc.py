@@ -46,8 +46,10 @@ def val_scores(predictor: IdcPredictor, pack: IdcPack) -> dict:
 def train_idc(root: str | Path | None = None, *, models_dir: str | Path | None = None, epochs: int = 12,
               batch_size: int = 32, learning_rate: float = 3e-4, network_size: int = 96, seed: int = 1234,
               resume: bool = False, steps: int | None = None, limit: int | None = None,
-              work_dir: str | Path = CHECKPOINTS, log=print) -> Path:
-    """Train, keep the best validation epoch, write ``<models_dir>/idc/idc_classifier.{keras,json}``."""
+              work_dir: str | Path = CHECKPOINTS, log=print, run_eagerly: bool = False) -> Path:
+    """Train, keep the best validation epoch, write ``<models_dir>/idc/idc_classifier.{keras,json}``.
+
+    ``run_eagerly``: step by step without building the training graph (as ``train.train``: for smoke trainings)."""
     import keras
 
     from pipeline.nets.networks import build_idc_classifier
@@ -72,7 +74,8 @@ def train_idc(root: str | Path | None = None, *, models_dir: str | Path | None =
         state = {"epoch": 0, "best_epoch": 0, "best_auc": -1.0, "best_log_loss": math.inf, "history": [],
                  "initialisation": config.initialisation}
     optimizer = keras.optimizers.Adam(learning_rate)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", weighted_metrics=[])
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", weighted_metrics=[],
+                  run_eagerly=run_eagerly)
     predictor = IdcPredictor(model=model, config=config)
     rng = np.random.default_rng(seed + state["epoch"])
     weights = balanced_weights(train.labels).astype(np.float32)

@@ -200,7 +200,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
           busbra_root: str | Path | None = None, init: str | Path | None = None,
           class_weight_power: float = 1.0, normal_repeat: int = 1, refined_arch: str | RefinedRecipe = "crop",
           image_size: int | None = None, select_best: bool = True,
-          busbra_folds: dict[str, tuple[int, ...]] | None = None, crop_masks: str | Path | None = None) -> ModelConfig:
+          busbra_folds: dict[str, tuple[int, ...]] | None = None, crop_masks: str | Path | None = None,
+          run_eagerly: bool = False) -> ModelConfig:
     """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
 
     ``arch`` (segmentation only): "lite2-unet" (ImageNet Lite2 encoder) or "unet16" (from scratch).
@@ -218,6 +219,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     ``busbra_folds``: {"train": folds, "val": folds} of BUS-BRA's authors' folds instead of folds 1-3 / 4 (the
     out-of-fold UNets). ``crop_masks`` ("refined" with the crop architecture): a file of out-of-fold predicted
     masks (``pipeline.training.oof_masks``); training crops follow them instead of jittered ground truth.
+    ``run_eagerly``: train step by step without building the training graph (the same arithmetic; building the
+    graph costs ~20 s, worth it for an epoch, not for the one-step smoke trainings of the tests).
     """
     import keras
 
@@ -299,6 +302,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         else:
             model, cfg.initialisation = build()
         model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=1e-4), **compile_kw)
+    model.run_eagerly = run_eagerly
     if recipe is not None:
         recipe.configure(cfg, models_dir, model)
 
