@@ -266,6 +266,8 @@ def image_from_array(array: np.ndarray, *, name: str | None = None) -> LoadedIma
 def sniff_format(data: bytes) -> str | None:
     """The format named by the content's magic bytes (one of SUPPORTED_FORMATS,
     another recognised non-supported name such as "GIF"/"PDF", or None)."""
+    if len(data) >= 132 and data[128:132] == b"DICM":  # first: a DICOM preamble may itself be a TIFF header
+        return "DICOM"
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "PNG"
     if data.startswith(b"\xff\xd8\xff"):
@@ -276,8 +278,6 @@ def sniff_format(data: bytes) -> str | None:
         return "TIFF"
     if data[:4] in (b"II+\x00", b"MM\x00+"):
         return "BigTIFF"
-    if len(data) >= 132 and data[128:132] == b"DICM":
-        return "DICOM"
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "GIF"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":

@@ -285,6 +285,17 @@ def test_dicom_8bit_equals_png() -> None:
         assert from_dcm.bit_depth == 8
 
 
+def test_dicom_whose_preamble_is_a_tiff_header_is_read_as_dicom() -> None:
+    """DICOM allows any 128-byte preamble; dual-personality files put a TIFF header there (pydicom's own
+    CT_small.dcm does): the DICM marker decides, not the first bytes."""
+    img = speckle(seed=13)
+    data = bytearray(make_dicom(img, preamble=True))
+    data[:8] = b"II*\x00\x08\x00\x00\x00"
+    loaded = load_image(bytes(data))
+    assert loaded.format == "DICOM"
+    np.testing.assert_array_equal(loaded.pixels, load_image(encode(img, "PNG")).pixels)
+
+
 def test_dicom_16bit_min_max() -> None:
     data = np.linspace(500, 4500, 160 * 192).reshape(160, 192).astype(np.uint16)
     loaded = load_image(make_dicom(data, bits=16))
