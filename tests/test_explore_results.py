@@ -229,10 +229,21 @@ def test_scope_gate_summary(tmp_path):
     assert table.loc["Non-ultrasound pictures refused", "shown"] == "98.2% (109 of 111)"
     assert table.loc["BUSI test images accepted", "count"] == 117
     assert table.loc["BUS-BRA test, GE Logiq 5: accepted", "share"] == 1.0
-    assert results.scope_sources(scope).iloc[0]["refused"] == 32
+    assert results.scope_sources(scope).iloc[0]["refused"] == 32  # an older file: per source
+    assert list(results.scope_sources(scope).columns)[0] == "source"
+    newer = {**scope, "non_ultrasound": {**scope["non_ultrasound"], "by_kind": {
+                 "mammogram": {"n": 6, "refused": 6, "share_refused": 1.0},
+                 "CT / MRI slice": {"n": 10, "refused": 9, "share_refused": 0.9}}},
+             "shifted": {"busi": {"train": {"n": 544, "accepted": 544, "share_accepted": 1.0},
+                                  "test": {"n": 236, "accepted": 234, "share_accepted": 0.9915}}}}
+    kinds = results.scope_sources(newer).set_index("kind")
+    assert kinds.loc["CT / MRI slice", "refused"] == 9 and kinds.loc["mammogram", "share refused"] == 1.0
+    shifted = results.scope_shifted(newer)
+    assert shifted.to_dict("records") == [{"dataset": "BUSI", "subset": "test", "views": 236, "accepted": 234,
+                                           "share accepted": 0.9915}]  # train views are not shown
     empty = results.scope_summary(None)
     assert (empty["shown"] == results.NOT_EVALUATED).all() and len(empty) == 3
-    assert results.scope_sources({}).empty
+    assert results.scope_sources({}).empty and results.scope_shifted(scope).empty and results.scope_shifted(None).empty
 
 
 def test_cross_validation_row_and_sentence(tmp_path):

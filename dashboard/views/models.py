@@ -314,9 +314,15 @@ else:
                     column_config={"share": st.column_config.NumberColumn("share accepted", format="%.1f%%")})
     sources = results.scope_sources(scope)
     if not sources.empty:
-        b.markdown("**Non-ultrasound pictures refused, per source**")
+        b.markdown(f"**Non-ultrasound pictures refused, per {sources.columns[0]}**")
         source_table, source_cols = percent_columns(sources, ["share refused"])
         b.dataframe(source_table, hide_index=True, width="stretch", column_config=source_cols)
+    shifted = results.scope_shifted(scope)
+    if not shifted.empty:
+        a.markdown("**Ultrasound frames under display variations accepted** (tinted gray maps, pictograms, "
+                   "calipers, gain, padding, blur, JPEG…; the threshold was set on the validation views)")
+        shifted_table, shifted_cols = percent_columns(shifted, ["share accepted"])
+        a.dataframe(shifted_table, hide_index=True, width="stretch", column_config=shifted_cols)
     extra = []
     if scope.get("threshold") is not None:
         target = scope.get("accept_target_on_validation")

@@ -30,6 +30,8 @@ from pipeline.inference.scope import (
     refusal,
 )
 
+SHIFTED_PER_IMAGE = 2  # display variations per validation / test image (train: 1)
+
 
 def today() -> str:
     return dt.date.today().isoformat()
@@ -136,9 +138,160 @@ def packaged_corpus() -> Iterator[tuple[str, np.ndarray]]:
                     yield f"skimage:lfw_face_{j}", cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC)
 
 
+def _mammogram(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """A mammogram-like view: a bright half-ellipse of smooth fibroglandular texture on black, a pectoral wedge."""
+    h, w = shape
+    img = np.zeros(shape, np.float32)
+    yy, xx = np.mgrid[0:h, 0:w]
+    inside = ((xx / (0.75 * w)) ** 2 + ((yy - h / 2) / (0.48 * h)) ** 2) <= 1
+    tissue = _smooth_field(rng, shape, 1, int(rng.integers(6, 14)))[:, :, 0].astype(np.float32)
+    img[inside] = 70 + 0.6 * tissue[inside]
+    img[(xx < (0.35 * w) * (1 - yy / (0.45 * h))) & inside] = 215  # pectoral muscle
+    img = cv2.GaussianBlur(img, (0, 0), 2) + rng.normal(0, 3, shape)
+    return np.clip(img if rng.random() < 0.5 else img[:, ::-1], 0, 255).astype(np.uint8)
+
+
+def _chest_xray(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """A chest radiograph-like view: bright body, two dark lung fields, rib arcs, a bright spine."""
+    h, w = shape
+    img = np.full(shape, 185, np.float32)
+    for cx in (0.3 * w, 0.7 * w):
+        cv2.ellipse(img, (int(cx), int(0.48 * h)), (int(0.16 * w), int(0.33 * h)), 0, 0, 360, 60, -1)
+    for k in range(9):
+        y = int(0.2 * h + k * 0.07 * h)
+        for side in (-1, 1):
+            cv2.ellipse(img, (int(w / 2), y), (int(0.34 * w), int(0.06 * h)), 0, 180 if side < 0 else 0,
+                        270 if side < 0 else 90, 140, 3)
+    cv2.rectangle(img, (int(0.47 * w), 0), (int(0.53 * w), h), 225, -1)
+    img = cv2.GaussianBlur(img, (0, 0), 4) + rng.normal(0, 4, shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _ct_slice(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """An axial CT-like slice: an oval body in a black field, fat ring, organs, a bright vertebra."""
+    h, w = shape
+    img = np.zeros(shape, np.float32)
+    centre = (w // 2, h // 2)
+    cv2.ellipse(img, centre, (int(0.42 * w), int(0.33 * h)), 0, 0, 360, 95, -1)
+    cv2.ellipse(img, centre, (int(0.37 * w), int(0.28 * h)), 0, 0, 360, 125, -1)
+    for _ in range(5):
+        c = (int(rng.integers(0.3 * w, 0.7 * w)), int(rng.integers(0.35 * h, 0.6 * h)))
+        cv2.ellipse(img, c, (int(rng.integers(15, 50)), int(rng.integers(15, 40))), float(rng.uniform(0, 180)),
+                    0, 360, float(rng.uniform(100, 160)), -1)
+    cv2.circle(img, (w // 2, int(0.68 * h)), int(0.05 * w), 250, -1)
+    img = cv2.GaussianBlur(img, (0, 0), 1.5) + rng.normal(0, 5, shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _endoscopy(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """An endoscopy-like frame: pink-red mucosa in a round field on black, dark lumen, specular highlights."""
+    h, w = shape
+    base = _smooth_field(rng, shape, 1, int(rng.integers(4, 9)))[:, :, 0].astype(np.float32) / 255
+    rgb = np.stack([150 + 90 * base, 60 + 60 * base, 55 + 50 * base], axis=2)
+    cv2.circle(rgb, (int(rng.integers(0.3 * w, 0.7 * w)), int(rng.integers(0.3 * h, 0.7 * h))),
+               int(0.12 * min(h, w)), (40, 10, 10), -1)
+    for _ in range(6):
+        cv2.circle(rgb, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(2, 7)), (255, 255, 250), -1)
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb[np.hypot(yy - h / 2, xx - w / 2) > 0.48 * min(h, w)] = 0
+    return np.clip(cv2.GaussianBlur(rgb, (0, 0), 1.2), 0, 255).astype(np.uint8)
+
+
+def _fundus(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """A retina (fundus) photograph-like frame: an orange disc on black, a bright optic disc, dark vessels."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot(yy - h / 2, xx - w / 2) / (0.47 * min(h, w))
+    rgb = np.stack([200 - 60 * r, 95 - 35 * r, 30 - 10 * r], axis=2).astype(np.float32)
+    disc = (int(0.65 * w), int(h / 2))
+    cv2.circle(rgb, disc, int(0.07 * min(h, w)), (250, 220, 150), -1)
+    for _ in range(8):
+        angle = rng.uniform(0, 2 * np.pi)
+        pts = [disc]
+        for k in range(1, 6):
+            angle += rng.normal(0, 0.25)
+            pts.append((int(disc[0] + k * 0.09 * w * np.cos(angle)), int(disc[1] + k * 0.09 * h * np.sin(angle))))
+        cv2.polylines(rgb, [np.array(pts, np.int32)], False, (120, 30, 20), int(rng.integers(2, 5)))
+    rgb[r > 1] = 0
+    return np.clip(cv2.GaussianBlur(rgb, (0, 0), 1.5), 0, 255).astype(np.uint8)
+
+
+MODALITY_MAKERS = {"mammogram": _mammogram, "chest_xray": _chest_xray, "ct_slice": _ct_slice,
+                   "endoscopy": _endoscopy, "fundus": _fundus}
+
+
+def other_modalities_corpus(seed: int = 1, per_kind: int = 6) -> Iterator[tuple[str, np.ndarray]]:
+    """Generated pictures of other imaging modalities (mammogram, chest X-ray, CT, endoscopy, fundus), the
+    non-ultrasound DICOM sample slices pydicom ships (CT, MR) and, when the IDC pack is present (``IDC_DIR``),
+    H&E histology tiles stitched from its test patches."""
+    rng = np.random.default_rng(seed)
+    shapes = [(480, 400), (512, 512), (420, 560)]
+    for kind, make in MODALITY_MAKERS.items():
+        for i in range(per_kind):
+            yield f"{kind}_{i}", make(rng, shapes[i % len(shapes)])
+    yield from _pydicom_samples()
+    yield from _idc_tiles(rng, per_kind)
+
+
+def _pydicom_samples() -> Iterator[tuple[str, np.ndarray]]:
+    """pydicom's bundled sample files that are single-frame CT or MR slices, loaded as an upload would be."""
+    try:
+        from pydicom import dcmread
+        from pydicom.data import get_testdata_file
+    except ImportError:
+        return
+    from pipeline.imageio import load_image
+
+    for name in ("CT_small.dcm", "MR_small.dcm", "examples_overlay.dcm"):
+        try:
+            path = get_testdata_file(name, download=False)
+            if path is None or getattr(dcmread(path, stop_before_pixels=True), "Modality", "") == "US":
+                continue
+            img = load_image(path)
+        except Exception:  # noqa: BLE001 - a sample this pydicom lacks or cannot decode is skipped
+            continue
+        gray = img.pixels
+        if max(gray.shape) < 256:  # upload-sized: the small samples are 64-128 px
+            f = 256 / max(gray.shape)
+            gray = cv2.resize(gray, (round(gray.shape[1] * f), round(gray.shape[0] * f)), interpolation=cv2.INTER_CUBIC)
+        yield f"pydicom:{name}", gray
+
+
+def _idc_tiles(rng: np.random.Generator, n: int) -> Iterator[tuple[str, np.ndarray]]:
+    """``n`` 4x4 mosaics (200x200 px) of the IDC pack's test patches, when the pack is present."""
+    from pipeline import paths
+
+    if not paths.idc_available():
+        return
+    from pipeline.data.idc import load_idc
+
+    patches = load_idc().subset("test").images
+    for i in range(n):
+        pick = rng.choice(len(patches), 16, replace=False)
+        rows = [np.concatenate(list(patches[pick[r * 4:(r + 1) * 4]]), axis=1) for r in range(4)]
+        yield f"idc:he_tile_{i}", np.concatenate(rows, axis=0)
+
+
+CORPUS_KINDS = {  # kind of picture by name prefix (packaged samples by file name)
+    "mammogram": "mammogram", "chest_xray": "X-ray", "ct_slice": "CT / MRI slice", "pydicom:": "CT / MRI slice",
+    "skimage:phantom": "CT / MRI slice", "endoscopy": "endoscopy", "fundus": "retina (fundus)",
+    "skimage:retina": "retina (fundus)", "skimage:microaneurysms": "retina (fundus)", "idc:": "histology",
+    "skimage:ihc": "histology", "skimage:cell": "microscopy", "skimage:hubble": "photo",
+    "text_page": "document", "skimage:page": "document", "skimage:text": "document", "screenshot": "screenshot",
+    "streamlit:": "screenshot / graphic", "skimage:logo": "screenshot / graphic",
+    "smooth_": "photo", "skimage:": "photo",
+}
+
+
+def corpus_kind(name: str) -> str:
+    """The kind of a corpus picture (mammogram, X-ray, CT / MRI slice, histology, document, photo...);
+    generated noise, gradients, patterns and shapes are "synthetic pattern"."""
+    return next((kind for prefix, kind in CORPUS_KINDS.items() if name.startswith(prefix)), "synthetic pattern")
+
+
 def non_ultrasound_corpus(seed: int = 0) -> list[tuple[str, np.ndarray]]:
-    """Generated plus packaged non-ultrasound pictures (name, uint8 gray or RGB array)."""
-    return list(generated_corpus(seed)) + list(packaged_corpus())
+    """Generated, other-modality and packaged non-ultrasound pictures (name, uint8 gray or RGB array)."""
+    return list(generated_corpus(seed)) + list(other_modalities_corpus(seed + 1)) + list(packaged_corpus())
 
 
 # --- fitting and evaluation (``python -m pipeline scope fit``) -------------------------------------------
@@ -170,41 +323,77 @@ def _describe(predictor, grays: list[np.ndarray], rgbs: list[np.ndarray | None] 
     return np.concatenate(feats), stats
 
 
+def shifted_conditions(image: str, per_image: int) -> list[tuple[str, int]]:
+    """``per_image`` distinct (variation, strength) display variations of the shift benchmark for one image,
+    drawn with a seed fixed by the image's name."""
+    from pipeline.training.shift import STRENGTHS, VARIATIONS, image_seed
+
+    conditions = [(v, lv) for v in VARIATIONS for lv in range(len(STRENGTHS))]
+    rng = np.random.default_rng(image_seed(image, "scope", per_image))
+    return [conditions[i] for i in rng.choice(len(conditions), per_image, replace=False)]
+
+
+def _shifted(items, per_image: int) -> tuple[list[np.ndarray], list[np.ndarray | None], list[str], list[str]]:
+    """Each item under ``per_image`` display variations, loaded as an upload is (bytes -> loader): grays, colour
+    versions (None for gray files), image names and condition names."""
+    from pipeline.imageio import load_image
+    from pipeline.training.shift import STRENGTHS, varied_bytes
+
+    grays, rgbs, names, conds = [], [], [], []
+    for it in items:
+        for variation, level in shifted_conditions(it.image, per_image):
+            loaded = load_image(varied_bytes(it.gray, it.mask, it.image, variation, level)[0], name=it.image)
+            grays.append(loaded.pixels)
+            rgbs.append(loaded.colour)
+            names.append(it.image)
+            conds.append(f"{variation}:{STRENGTHS[level]}")
+    return grays, rgbs, names, conds
+
+
 def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, models_dir: str | Path,
-                     n_components: int = N_COMPONENTS, accept: float = ACCEPT_TARGET, say=print) -> dict:
-    """Fit the gate on BUSI + BUS-BRA train, set its threshold on both validation sets, evaluate on
-    everything (test sets, per BUS-BRA scanner, the non-ultrasound corpus), write the gate files and
+                     n_components: int = N_COMPONENTS, accept: float = ACCEPT_TARGET, say=print,
+                     shifted_per_image: int = SHIFTED_PER_IMAGE) -> dict:
+    """Fit the gate on BUSI + BUS-BRA train, clean and under display variations (``shifted_per_image`` per
+    image, the shift benchmark's: tinted gray maps, pictograms, calipers, gain, padding...), set its threshold
+    on both validation sets (clean and shifted alike), evaluate on everything (test sets clean and shifted,
+    per BUS-BRA scanner, per variation, the non-ultrasound corpus per kind), write the gate files and
     ``scope_metrics.json`` into ``models_dir``; return the metrics."""
     import time
 
     from pipeline.data import busbra
-    from pipeline.data.items import load_items
+    from pipeline.data.items import load_busbra_items, load_items
     from pipeline.progress import printer
 
     sets: dict[tuple[str, str], _Set] = {}
-    for subset in ("train", "val", "test"):
-        items = load_items(busi_root, subset)
-        f, s = _describe(predictor, [it.gray for it in items], progress=printer(f"BUSI {subset}", 64))
-        sets["busi", subset] = _Set(f, s, [it.image for it in items])
-    index = busbra.read_index(busbra_root)
-    for subset in ("train", "val", "test"):
-        rows = index[index["subset"] == subset]
-        grays = [busbra.load_sample(r)[0] for _, r in rows.iterrows()]
-        f, s = _describe(predictor, grays, progress=printer(f"BUS-BRA {subset}", 64))
-        sets["busbra", subset] = _Set(f, s, list(rows["image"]), [busbra.scanner(d) for d in rows["device"]])
+    shifted: dict[tuple[str, str], _Set] = {}
+    index = busbra.read_index(busbra_root).set_index("image")
+    for ds in ("busi", "busbra"):
+        for subset in ("train", "val", "test"):
+            items = load_items(busi_root, subset) if ds == "busi" else load_busbra_items(busbra_root, subset)
+            title = f"{'BUSI' if ds == 'busi' else 'BUS-BRA'} {subset}"
+            groups = [busbra.scanner(index.at[it.image, "device"]) for it in items] if ds == "busbra" else []
+            f, st = _describe(predictor, [it.gray for it in items], progress=printer(title, 64))
+            sets[ds, subset] = _Set(f, st, [it.image for it in items], groups)
+            per = 1 if subset == "train" else shifted_per_image
+            grays, rgbs, names, conds = _shifted(items, per)
+            f, st = _describe(predictor, grays, rgbs, progress=printer(f"{title}, display variations", 64))
+            shifted[ds, subset] = _Set(f, st, names, conds)
 
-    train = np.concatenate([sets["busi", "train"].features, sets["busbra", "train"].features])
-    say(f"fitting on {len(train)} train images ({len(sets['busi', 'train'].names)} BUSI + "
-        f"{len(sets['busbra', 'train'].names)} BUS-BRA), {n_components} PCA components")
+    fit_sets = [sets["busi", "train"], sets["busbra", "train"], shifted["busi", "train"], shifted["busbra", "train"]]
+    train = np.concatenate([x.features for x in fit_sets])
+    say(f"fitting on {len(train)} train views ({len(sets['busi', 'train'].names)} BUSI + "
+        f"{len(sets['busbra', 'train'].names)} BUS-BRA images, each clean and under one display variation), "
+        f"{n_components} PCA components")
     gate = ScopeGate.fit(train, n_components, FEATURE_LAYER)
-    # threshold: the largest of the two datasets' `accept` quantiles, so each validation set is >= accept
+    # threshold: the largest of the two datasets' `accept` quantiles over clean and shifted validation views
     quantiles = {}
     for ds in ("busi", "busbra"):
-        v = sets[ds, "val"]
-        ok = np.array([refusal(s) is None for s in v.stats])
-        quantiles[ds] = float(np.quantile(gate.distance(v.features)[ok], accept, method="higher"))
+        views = (sets[ds, "val"], shifted[ds, "val"])
+        dist = np.concatenate([gate.distance(v.features) for v in views])
+        ok = np.array([refusal(x) is None for v in views for x in v.stats])
+        quantiles[ds] = float(np.quantile(dist[ok], accept, method="higher"))
     gate.threshold = max(quantiles.values())
-    say(f"threshold {gate.threshold:.3f} (validation {accept:.0%} quantiles: "
+    say(f"threshold {gate.threshold:.3f} (validation {accept:.0%} quantiles, clean + shifted: "
         + ", ".join(f"{k} {v:.3f}" for k, v in quantiles.items()) + ")")
 
     def accepted(s: _Set) -> tuple[np.ndarray, list[str | None]]:
@@ -213,7 +402,9 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
         return np.array([r is None and x <= 1 for r, x in zip(reasons, d)]), reasons
 
     metrics: dict = {"generated": today(), "accept_target_on_validation": accept, "threshold": gate.threshold,
-                     "validation_quantiles": quantiles, "ultrasound": {}, "busbra_scanners": {}}
+                     "validation_quantiles": quantiles, "threshold_set_on": "clean and shifted validation views",
+                     "shifted_views_per_image": {"train": 1, "val": shifted_per_image, "test": shifted_per_image},
+                     "ultrasound": {}, "busbra_scanners": {}, "shifted": {}, "shifted_by_variation": {}}
     for (ds, subset), s in sets.items():
         ok, reasons = accepted(s)
         entry = _share(ok)
@@ -221,11 +412,19 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
         entry["refused_examples"] = [n for n, a in zip(s.names, ok) if not a][:10]
         metrics["ultrasound"].setdefault(ds, {})[subset] = entry
         if ds == "busbra":
-            per = {}
-            for g in sorted(set(s.groups)):
-                per[g] = _share(ok[np.array(s.groups) == g])
-            metrics["busbra_scanners"][subset] = per
-        say(f"{ds:>7} {subset:<5}: accepted {entry['accepted']}/{entry['n']} ({entry['share_accepted']:.1%})")
+            groups = np.array(s.groups)
+            metrics["busbra_scanners"][subset] = {g: _share(ok[groups == g]) for g in sorted(set(s.groups))}
+        v = shifted[ds, subset]
+        v_ok, v_reasons = accepted(v)
+        v_entry = _share(v_ok)
+        v_entry["refused_by_statistics"] = int(sum(r is not None for r in v_reasons))
+        metrics["shifted"].setdefault(ds, {})[subset] = v_entry
+        if subset != "train":
+            conds = np.array(v.groups)
+            metrics["shifted_by_variation"].setdefault(ds, {})[subset] = {
+                c: _share(v_ok[conds == c]) for c in sorted(set(v.groups))}
+        say(f"{ds:>7} {subset:<5}: accepted {entry['accepted']}/{entry['n']} ({entry['share_accepted']:.1%}); "
+            f"shifted views {v_entry['accepted']}/{v_entry['n']} ({v_entry['share_accepted']:.1%})")
 
     say("non-ultrasound corpus (generated + packaged pictures)…")
     corpus = non_ultrasound_corpus()
@@ -238,18 +437,21 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
     reasons = [refusal(st) for st in stats]
     refused = np.array([r is not None or x > 1 for r, x in zip(reasons, dist)])
     by_source: dict = {}
+    by_kind: dict = {}
     for (name, _), r in zip(corpus, refused):
         src = name.split(":", 1)[0] if ":" in name else "generated"
-        e = by_source.setdefault(src, {"n": 0, "refused": 0})
-        e["n"] += 1
-        e["refused"] += int(r)
-    for e in by_source.values():
+        for table, key in ((by_source, src), (by_kind, corpus_kind(name))):
+            e = table.setdefault(key, {"n": 0, "refused": 0})
+            e["n"] += 1
+            e["refused"] += int(r)
+    for e in (*by_source.values(), *by_kind.values()):
         e["share_refused"] = round(e["refused"] / e["n"], 4)
     metrics["non_ultrasound"] = {
         "n": len(corpus), "refused": int(refused.sum()), "share_refused": round(float(refused.mean()), 4),
         "refused_by_statistics": int(sum(r is not None for r in reasons)),
         "refused_by_distance_only": int(sum(r is None and x > 1 for r, x in zip(reasons, dist))),
         "by_source": by_source,
+        "by_kind": by_kind,
         "accepted": [n for (n, _), r in zip(corpus, refused) if not r],
     }
     say(f"non-ultrasound: refused {refused.sum()}/{len(corpus)} ({refused.mean():.1%}); accepted: "
@@ -264,7 +466,9 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
     metrics["gate_check_ms_median"] = round(float(np.median(times)), 2)
 
     counts = {"busi_train": len(sets["busi", "train"].names), "busbra_train": len(sets["busbra", "train"].names),
-              "busi_val": len(sets["busi", "val"].names), "busbra_val": len(sets["busbra", "val"].names)}
+              "busi_val": len(sets["busi", "val"].names), "busbra_val": len(sets["busbra", "val"].names),
+              "shifted_train_views": len(shifted["busi", "train"].names) + len(shifted["busbra", "train"].names),
+              "shifted_val_views": len(shifted["busi", "val"].names) + len(shifted["busbra", "val"].names)}
     gate.save(models_dir, {"fitted_on": counts, "fitted": today(), "accept_target_on_validation": accept,
                            "distance": ("sqrt((1 - w) * residual^2 / mean train residual^2 + w * Mahalanobis^2 in the PCA "
                                         "space / k), on L2-normalised features"),

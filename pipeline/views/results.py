@@ -412,11 +412,24 @@ def scope_summary(s: dict | None) -> pd.DataFrame:
 
 
 def scope_sources(s: dict | None) -> pd.DataFrame:
-    """Non-ultrasound pictures refused, per source of the pictures; empty when absent."""
-    by = ((s or {}).get("non_ultrasound") or {}).get("by_source") or {}
-    rows = [{"source": k, "pictures": v.get("n"), "refused": v.get("refused"), "share refused": _number(v.get("share_refused"))}
+    """Non-ultrasound pictures refused, per kind of picture (mammogram, CT / MRI, document, photo...) or, in files
+    written before kinds were recorded, per source; empty when absent."""
+    corpus = (s or {}).get("non_ultrasound") or {}
+    key, by = ("kind", corpus["by_kind"]) if corpus.get("by_kind") else ("source", corpus.get("by_source") or {})
+    rows = [{key: k, "pictures": v.get("n"), "refused": v.get("refused"), "share refused": _number(v.get("share_refused"))}
             for k, v in sorted(by.items())]
-    return pd.DataFrame(rows, columns=["source", "pictures", "refused", "share refused"])
+    return pd.DataFrame(rows, columns=[key, "pictures", "refused", "share refused"])
+
+
+def scope_shifted(s: dict | None) -> pd.DataFrame:
+    """Ultrasound frames under display variations (tints, pictograms, gain, padding...) the gate accepts, per
+    dataset and subset (validation set the threshold); empty in files written before they were measured."""
+    names = {"busi": "BUSI", "busbra": "BUS-BRA"}
+    rows = [{"dataset": names.get(ds, ds), "subset": subset, "views": e.get("n"), "accepted": e.get("accepted"),
+             "share accepted": _number(e.get("share_accepted"))}
+            for ds, subsets in ((s or {}).get("shifted") or {}).items() for subset, e in subsets.items()
+            if subset != "train"]
+    return pd.DataFrame(rows, columns=["dataset", "subset", "views", "accepted", "share accepted"])
 
 
 SHIFT_COLUMNS = {"accuracy": "accuracy", "normal_recall": "normal recall", "normal_to_malignant": "normal → malignant",
