@@ -29,6 +29,7 @@ from pipeline.inference.scope import (
     image_stats,
     refusal,
 )
+from pipeline.training.shift import shifted_views
 
 SHIFTED_PER_IMAGE = 2  # display variations per validation / test image (train: 1)
 
@@ -323,33 +324,6 @@ def _describe(predictor, grays: list[np.ndarray], rgbs: list[np.ndarray | None] 
     return np.concatenate(feats), stats
 
 
-def shifted_conditions(image: str, per_image: int) -> list[tuple[str, int]]:
-    """``per_image`` distinct (variation, strength) display variations of the shift benchmark for one image,
-    drawn with a seed fixed by the image's name."""
-    from pipeline.training.shift import STRENGTHS, VARIATIONS, image_seed
-
-    conditions = [(v, lv) for v in VARIATIONS for lv in range(len(STRENGTHS))]
-    rng = np.random.default_rng(image_seed(image, "scope", per_image))
-    return [conditions[i] for i in rng.choice(len(conditions), per_image, replace=False)]
-
-
-def _shifted(items, per_image: int) -> tuple[list[np.ndarray], list[np.ndarray | None], list[str], list[str]]:
-    """Each item under ``per_image`` display variations, loaded as an upload is (bytes -> loader): grays, colour
-    versions (None for gray files), image names and condition names."""
-    from pipeline.imageio import load_image
-    from pipeline.training.shift import STRENGTHS, varied_bytes
-
-    grays, rgbs, names, conds = [], [], [], []
-    for it in items:
-        for variation, level in shifted_conditions(it.image, per_image):
-            loaded = load_image(varied_bytes(it.gray, it.mask, it.image, variation, level)[0], name=it.image)
-            grays.append(loaded.pixels)
-            rgbs.append(loaded.colour)
-            names.append(it.image)
-            conds.append(f"{variation}:{STRENGTHS[level]}")
-    return grays, rgbs, names, conds
-
-
 def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, models_dir: str | Path,
                      n_components: int = N_COMPONENTS, accept: float = ACCEPT_TARGET, say=print,
                      shifted_per_image: int = SHIFTED_PER_IMAGE) -> dict:
@@ -375,7 +349,7 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
             f, st = _describe(predictor, [it.gray for it in items], progress=printer(title, 64))
             sets[ds, subset] = _Set(f, st, [it.image for it in items], groups)
             per = 1 if subset == "train" else shifted_per_image
-            grays, rgbs, names, conds = _shifted(items, per)
+            grays, rgbs, names, conds = shifted_views(items, per)
             f, st = _describe(predictor, grays, rgbs, progress=printer(f"{title}, display variations", 64))
             shifted[ds, subset] = _Set(f, st, names, conds)
 

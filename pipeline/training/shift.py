@@ -169,6 +169,30 @@ def varied_bytes(gray: np.ndarray, mask: np.ndarray, image: str, variation: str 
     return buf.tobytes(), m
 
 
+def shifted_conditions(image: str, per_image: int) -> list[tuple[str, int]]:
+    """``per_image`` distinct (variation, strength) display variations for one image, drawn with a seed fixed by
+    the image's name (the scope gate's fit and the validation choices view each image this way)."""
+    conditions = [(v, lv) for v in VARIATIONS for lv in range(len(STRENGTHS))]
+    rng = np.random.default_rng(image_seed(image, "scope", per_image))
+    return [conditions[i] for i in rng.choice(len(conditions), per_image, replace=False)]
+
+
+def shifted_views(items, per_image: int) -> tuple[list[np.ndarray], list[np.ndarray | None], list[str], list[str]]:
+    """Each item under ``per_image`` display variations, loaded as an upload is (bytes -> loader): grays, colour
+    versions (None for gray files), image names and condition names ("variation:strength")."""
+    from pipeline.imageio import load_image
+
+    grays, rgbs, names, conds = [], [], [], []
+    for it in items:
+        for variation, level in shifted_conditions(it.image, per_image):
+            loaded = load_image(varied_bytes(it.gray, it.mask, it.image, variation, level)[0], name=it.image)
+            grays.append(loaded.pixels)
+            rgbs.append(loaded.colour)
+            names.append(it.image)
+            conds.append(f"{variation}:{STRENGTHS[level]}")
+    return grays, rgbs, names, conds
+
+
 def _score(rows: list[dict], classes: tuple[str, ...]) -> dict:
     """Per-condition figures for baseline and refined from per-image rows."""
     out: dict = {"images": len(rows)}
