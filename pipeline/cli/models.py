@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--init", help="start from this saved .keras model (warm start) instead of --weights")
         p.add_argument("--normal-repeat", type=int, default=1,
                        help="show each normal training image this many times per epoch (BUS-BRA has none)")
+        p.add_argument("--display-aug", type=float, default=0.0, metavar="P",
+                       help="show a training example under one of the scanner-shift display variations (tinted gray "
+                            "map, pictogram, calipers, gain, padding, blur, JPEG...) with probability P")
+        p.add_argument("--lesion-free", type=int, default=0, metavar="N",
+                       help="add up to N regions of each training lesion frame, well away from the lesion, as "
+                            "normal tissue")
         p.set_defaults(func=_train)
     cls.add_argument("--image-size", type=int, default=None,
                      help="input side in pixels (default 224); a warm start from another size keeps its weights")
@@ -253,5 +259,5 @@ def _train(args: argparse.Namespace) -> int:
           arch=getattr(args, "arch", "lite2-unet"), busbra_root=busbra, init=args.init,
           class_weight_power=getattr(args, "class_weight_power", 1.0), normal_repeat=args.normal_repeat,
           refined_arch=_refined_arch(getattr(args, "refined_arch", "crop")), image_size=getattr(args, "image_size", None),
-          crop_masks=getattr(args, "crop_masks", None))
+          crop_masks=getattr(args, "crop_masks", None), display_aug=args.display_aug, lesion_free=args.lesion_free)
     return 0

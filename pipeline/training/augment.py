@@ -1,7 +1,9 @@
 """Training-time augmentation on uint8 grayscale images (and their masks), with OpenCV.
 
 Flips, small rotations/shifts/scales, brightness/contrast/gamma, and multiplicative speckle-like
-noise. Geometry is applied to image and mask alike (mask with nearest-neighbour).
+noise. Geometry is applied to image and mask alike (mask with nearest-neighbour). For other scanners: the
+shift benchmark's display variations (``display_variation``) and lesion-free regions of lesion frames as
+extra normal tissue (``lesion_free_crop``).
 """
 
 from __future__ import annotations
@@ -45,3 +47,41 @@ def jitter_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     out = cv2.dilate(mask, kernel) if rng.random() < 0.5 else cv2.erode(mask, kernel)
     return out if out.any() else mask
+
+
+def display_variation(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                      p: float) -> tuple[np.ndarray, np.ndarray]:
+    """With probability ``p``, one of the scanner-shift benchmark's display variations (tinted gray map, pictogram,
+    calipers, gain, time-gain bands, padding, blur, speckle, JPEG...) at a random strength, read back as the upload
+    loader reads it (a tinted gray map becomes gray again). The mask follows (padding and down-sampling change it)."""
+    if p <= 0 or rng.random() >= p:
+        return gray, mask
+    from pipeline.imageio import image_from_array
+    from pipeline.training.shift import JPEG_QUALITY, STRENGTHS, VARIATIONS
+
+    name = list(VARIATIONS)[int(rng.integers(len(VARIATIONS)))]
+    level = int(rng.integers(len(STRENGTHS)))
+    out, mask = VARIATIONS[name](np.ascontiguousarray(gray), np.ascontiguousarray(mask), level, rng)
+    if name == "jpeg":
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY[level]])
+        out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else out
+    if out.ndim == 3:
+        out = image_from_array(out).pixels
+    return out, mask
+
+
+def lesion_free_crop(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generator, margin: float = 0.08,
+                     side: tuple[float, float] = (0.25, 0.6), tries: int = 40) -> np.ndarray | None:
+    """A rectangle of a lesion frame well away from its lesion (none of it within ``margin`` of the frame's longer
+    side from the mask, nor below the lesion, where its acoustic shadow or enhancement lies), ``side`` of the frame's
+    height and width, as an example of normal tissue; None when the lesion leaves no such room."""
+    h, w = mask.shape
+    k = 2 * int(margin * max(h, w)) + 1
+    near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    near = np.maximum.accumulate(near, axis=0)  # and everything below it: posterior shadowing / enhancement
+    for _ in range(tries):
+        bh, bw = int(h * rng.uniform(*side)), int(w * rng.uniform(*side))
+        y, x = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
+        if not near[y:y + bh, x:x + bw].any():
+            return gray[y:y + bh, x:x + bw]
+    return None

@@ -64,22 +64,26 @@ def _batches_class():
     return Batches
 
 
-def seg_example(item: Item, rng: np.random.Generator | None):
-    """(input, target) for the UNet; augmented when ``rng`` is given."""
+def seg_example(item: Item, rng: np.random.Generator | None, display: float = 0.0):
+    """(input, target) for the UNet; augmented when ``rng`` is given (a display variation with probability
+    ``display``)."""
     size = preprocess.SEG_SIZE
     gray = item.gray if item.gray_small is None else item.gray_small
     mask = item.mask if item.mask_small is None else item.mask_small
     if rng is not None:
+        gray, mask = augment.display_variation(gray, mask, rng, display)
         gray, mask = augment.geometric(gray, mask, rng)
         gray = augment.photometric(gray, rng)
     return preprocess.seg_input(gray, size), preprocess.seg_target(mask, size)
 
 
-def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size: int = preprocess.CLS_SIZE):
+def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size: int = preprocess.CLS_SIZE,
+                display: float = 0.0):
     """(input, one-hot) for a classifier. For ``refined``, the crop follows the item's out-of-fold predicted mask
     in training when it has one (``Item.crop_mask``, jittered half the time), else the ground-truth mask, jittered
     (and sometimes dropped, or replaced by a random box on normal images), so the network learns to cope with the
-    UNet's errors it will meet at inference."""
+    UNet's errors it will meet at inference. In training, a display variation (probability ``display``) is applied
+    to the whole frame before the crop."""
     gray, mask = item.gray, item.mask
     if refined:
         if rng is not None and item.crop_mask is not None:  # an out-of-fold predicted mask: the crop seen in use
@@ -95,6 +99,9 @@ def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size
                 y, x = int(rng.integers(0, h - bh)), int(rng.integers(0, w - bw))
                 mask = mask.copy()
                 mask[y:y + bh, x:x + bw] = 1
+    if rng is not None:
+        gray, mask = augment.display_variation(gray, mask, rng, display)
+    if refined:
         gray = preprocess.crop_to_lesion(gray, mask)
     if rng is not None:
         gray, _ = augment.geometric(gray, None, rng)
@@ -102,6 +109,21 @@ def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size
     y = np.zeros(len(CLASS_NAMES), np.float32)
     y[item.label] = 1.0
     return preprocess.cls_input(gray, size), y
+
+
+def lesion_free_items(items: list[Item], per_image: int, seed: int) -> list[Item]:
+    """Up to ``per_image`` regions of each lesion frame well away from its lesion (``augment.lesion_free_crop``), as
+    extra normal-tissue examples with empty masks (fixed by ``seed``); frames with no such room give none."""
+    rng, normal, out = np.random.default_rng(seed), CLASS_NAMES.index("normal"), []
+    for it in items:
+        if not it.mask.any():
+            continue
+        for k in range(per_image):
+            crop = augment.lesion_free_crop(it.gray, it.mask, rng)
+            if crop is not None:
+                out.append(Item(f"{it.image}#lesion-free-{k}", np.ascontiguousarray(crop), np.zeros(crop.shape, np.uint8),
+                                normal))
+    return out
 
 
 def _use_predicted_masks(items: list[Item], models_dir: Path) -> None:
@@ -201,7 +223,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
           class_weight_power: float = 1.0, normal_repeat: int = 1, refined_arch: str | RefinedRecipe = "crop",
           image_size: int | None = None, select_best: bool = True,
           busbra_folds: dict[str, tuple[int, ...]] | None = None, crop_masks: str | Path | None = None,
-          run_eagerly: bool = False) -> ModelConfig:
+          run_eagerly: bool = False, display_aug: float = 0.0, lesion_free: int = 0) -> ModelConfig:
     """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
 
     ``arch`` (segmentation only): "lite2-unet" (ImageNet Lite2 encoder) or "unet16" (from scratch).
@@ -219,6 +241,10 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     ``busbra_folds``: {"train": folds, "val": folds} of BUS-BRA's authors' folds instead of folds 1-3 / 4 (the
     out-of-fold UNets). ``crop_masks`` ("refined" with the crop architecture): a file of out-of-fold predicted
     masks (``pipeline.training.oof_masks``); training crops follow them instead of jittered ground truth.
+    ``display_aug``: probability that a training example is shown under one of the scanner-shift benchmark's
+    display variations (``augment.display_variation``); ``lesion_free``: add up to this many regions of each
+    training lesion frame, well away from the lesion, as normal-tissue examples (``lesion_free_items``; both
+    datasets, train folds only).
     ``run_eagerly``: train step by step without building the training graph (the same arithmetic; building the
     graph costs ~20 s, worth it for an epoch, not for the one-step smoke trainings of the tests).
     """
@@ -244,8 +270,12 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         from pipeline.training.crop_masks import attach_crop_masks
 
         attach_crop_masks(train_items, crop_masks)
+    extra_normals = lesion_free_items(train_items, lesion_free, seed) if lesion_free else []
     if normal_repeat > 1:
         train_items += [it for it in train_items if not it.mask.any()] * (normal_repeat - 1)
+    train_items += extra_normals
+    if extra_normals:
+        print(f"{name}: {len(extra_normals)} lesion-free regions of lesion frames added as normal tissue", flush=True)
     print(f"{name}: {len(train_items)} training and {len(val_items)} validation images"
           + (" (BUSI + BUS-BRA)" if busbra_root is not None else ""), flush=True)
 
@@ -254,7 +284,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         for it in train_items + val_items:  # augment at network resolution: 5x cheaper
             it.gray_small = cv2.resize(it.gray, (size, size), interpolation=cv2.INTER_AREA)
             it.mask_small = (preprocess.seg_target(it.mask, size)[:, :, 0]).astype(np.uint8)
-        make = seg_example
+        make = partial(seg_example, display=display_aug)
         lr = learning_rate or 1e-3
         if arch == "unet16":
             def build():
@@ -271,7 +301,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         if refined:
             _use_predicted_masks(val_items, models_dir)
         size = image_size or preprocess.CLS_SIZE
-        make = partial(cls_example, refined=refined, size=size)
+        make = partial(cls_example, refined=refined, size=size, display=display_aug)
         lr = learning_rate or 3e-4
         build = partial(networks.build_classifier, backbone, size, weights)
         if refined and isinstance(refined_arch, RefinedRecipe):
@@ -284,6 +314,9 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         monitor, mode, weights_arg = "val_macro_f1", "max", class_weights(train_items, class_weight_power)
         cfg = ModelConfig(name=name, image_size=size, backbone=backbone)
     cfg.seed, cfg.epochs, cfg.batch_size, cfg.learning_rate = seed, epochs, batch_size, lr
+    if display_aug or extra_normals:
+        cfg.notes["augmentation_for_other_scanners"] = {"display_variation_probability": display_aug,
+                                                        "lesion_free_normal_regions": len(extra_normals)}
 
     state_file = ckpt_dir / "state.json"
     initial_epoch, best = 0, None

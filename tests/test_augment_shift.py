@@ -1,0 +1,114 @@
+"""Training augmentation for other scanners: the shift benchmark's display variations as augmentation (read back
+as the loader reads them) and lesion-free regions of lesion frames as extra normal tissue."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from trained import TINY
+
+from pipeline.config import CLASS_NAMES
+from pipeline.data.items import Item
+from pipeline.training import augment
+from pipeline.training.shift import VARIATIONS
+from pipeline.training.train import cls_example, lesion_free_items, seg_example
+
+
+def _frame(seed: int = 0, shape=(240, 320)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    gray = cv2.GaussianBlur(rng.gamma(2.0, 40.0, shape).clip(0, 255).astype(np.uint8), (3, 3), 0)
+    mask = np.zeros(shape, np.uint8)
+    mask[100:140, 130:190] = 1
+    gray[mask > 0] //= 3  # a dark lesion
+    return gray, mask
+
+
+def test_every_display_variation_comes_back_gray_with_its_mask_aligned():
+    gray, mask = _frame()
+    seen = set()
+    for seed in range(200):
+        out, m = augment.display_variation(gray, mask, np.random.default_rng(seed), p=1.0)
+        assert out.dtype == np.uint8 and out.ndim == 2 and out.shape == m.shape, seed
+        assert set(np.unique(m)) <= {0, 1} and m.any()
+        ys, xs = np.nonzero(m)  # the lesion is still where the (scaled / padded) mask says: darker than the rest
+        assert out[ys, xs].mean() < out[m == 0].mean(), seed
+        seen.add((out.shape != gray.shape, not np.array_equal(out, gray)))
+    assert (True, True) in seen and (False, True) in seen  # padding / down-sampling and in-place variations both drawn
+
+
+def test_no_variation_without_probability_and_the_random_stream_untouched():
+    gray, mask = _frame()
+    rng = np.random.default_rng(3)
+    out, m = augment.display_variation(gray, mask, rng, p=0.0)
+    assert out is gray and m is mask
+    assert rng.random() == np.random.default_rng(3).random()
+
+
+def test_a_tinted_gray_map_is_read_back_as_its_gray_levels():
+    gray, mask = _frame(1)
+    tinted, _ = VARIATIONS["tint_blue"](gray, mask, 1, np.random.default_rng(0))
+    from pipeline.imageio import image_from_array
+
+    back = image_from_array(tinted).pixels
+    assert np.corrcoef(back.ravel(), gray.ravel())[0, 1] > 0.99
+
+
+def test_lesion_free_regions_stay_away_from_the_lesion():
+    gray, mask = _frame(2)
+    rng = np.random.default_rng(0)
+    h, w = mask.shape
+    margin = int(0.08 * max(h, w))
+    near = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2))
+    for c in np.nonzero(near.any(0))[0]:  # below the lesion (its acoustic shadow): never taken either
+        near[near[:, c].argmax():, c] = 1
+    found = 0
+    for _ in range(50):
+        crop = augment.lesion_free_crop(gray, mask, rng)
+        if crop is None:
+            continue
+        found += 1
+        ch, cw = crop.shape
+        assert 0.25 * h - 1 <= ch <= 0.6 * h and 0.25 * w - 1 <= cw <= 0.6 * w
+        # locate the crop in the frame: it must not reach the dilated lesion
+        res = cv2.matchTemplate(gray, crop, cv2.TM_SQDIFF)
+        y, x = np.unravel_index(int(res.argmin()), res.shape)
+        assert np.array_equal(gray[y:y + ch, x:x + cw], crop) and not near[y:y + ch, x:x + cw].any()
+    assert found >= 25
+    whole = np.ones_like(mask)
+    assert augment.lesion_free_crop(gray, whole, rng) is None  # no room: nothing made up
+
+
+def test_lesion_free_items_are_normal_with_empty_masks_and_fixed_by_the_seed():
+    gray, mask = _frame(3)
+    items = [Item("benign (1).png", gray, mask, CLASS_NAMES.index("benign")),
+             Item("normal (1).png", gray, np.zeros_like(mask), CLASS_NAMES.index("normal"))]
+    out = lesion_free_items(items, 2, seed=5)
+    assert 1 <= len(out) <= 2 and all(it.image.startswith("benign (1).png#lesion-free") for it in out)
+    assert all(it.label == CLASS_NAMES.index("normal") and not it.mask.any() and it.mask.shape == it.gray.shape
+               for it in out)
+    again = lesion_free_items(items, 2, seed=5)
+    assert all(np.array_equal(a.gray, b.gray) for a, b in zip(out, again))
+
+
+@pytest.mark.parametrize("refined", [False, True])
+def test_training_examples_with_display_variations_keep_their_shapes(refined):
+    gray, mask = _frame(4)
+    item = Item("malignant (1).png", gray, mask, CLASS_NAMES.index("malignant"))
+    for seed in range(30):
+        x, y = cls_example(item, np.random.default_rng(seed), refined=refined, size=64, display=1.0)
+        assert x.shape == (64, 64, 3) and y.argmax() == CLASS_NAMES.index("malignant")
+        s_in, s_target = seg_example(item, np.random.default_rng(seed), display=1.0)
+        assert s_in.shape[:2] == s_target.shape[:2]
+    plain = cls_example(item, None, refined=refined, size=64, display=1.0)[0]  # validation: never varied
+    assert np.array_equal(plain, cls_example(item, None, refined=refined, size=64)[0])
+
+
+@pytest.mark.full
+def test_one_step_training_with_display_variations_and_lesion_free_normals(busi_dir, tmp_path):
+    from pipeline.training.train import train
+
+    cfg = train("raw", busi_dir, models_dir=tmp_path, display_aug=0.5, lesion_free=1, **TINY)
+    extra = cfg.notes["augmentation_for_other_scanners"]
+    assert extra["display_variation_probability"] == 0.5 and extra["lesion_free_normal_regions"] >= 1
+    assert (tmp_path / "classifier_baseline.keras").is_file()
