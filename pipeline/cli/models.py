@@ -116,6 +116,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     rc.add_argument("--out", help="results JSON (default: models/experiments/refined_candidates.json)")
     rc.set_defaults(func=_refined_candidates)
 
+    sc = exsub.add_parser("shift-candidates", help="whole model folders compared on validation, clean and under "
+                                                   "other scanners' display variations")
+    sc.add_argument("models_dirs", nargs="+", metavar="MODELS_DIR", help="model folders (the first one's UNet masks)")
+    sc.add_argument("--data", help="BUSI folder (default: $BUSI_DIR)")
+    sc.add_argument("--busbra", help="BUS-BRA folder (default: $BUSBRA_DIR, else data/BUS-BRA)")
+    sc.add_argument("--per-image", type=int, default=2, help="display variations per validation image")
+    sc.add_argument("--out", help="results JSON (default: models/experiments/shift_candidates.json)")
+    sc.set_defaults(func=_shift_candidates)
+
     rt = bsub.add_parser("runtime", help="convert the models for the fast CPU runtime now (else on first use)")
     rt.add_argument("--models-dir", default=str(paths.models_dir()))
     rt.set_defaults(func=_runtime)
@@ -139,13 +148,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _feature_heads(args: argparse.Namespace) -> int:
-    from pipeline.errors import DatasetError
     from pipeline.experiments.feature_heads import run
 
-    busbra = paths.busbra_dir(args.busbra)
-    if not paths.busbra_available(busbra):
-        raise DatasetError(f"BUS-BRA not found at {busbra}: set BUSBRA_DIR")
-    run(paths.dataset_dir(args.data), busbra, args.models_dir, out=args.out)
+    run(paths.dataset_dir(args.data), _busbra_present(args), args.models_dir, out=args.out)
     return 0
 
 
@@ -169,14 +174,29 @@ def _oof_masks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refined_candidates(args: argparse.Namespace) -> int:
+def _busbra_present(args: argparse.Namespace) -> Path:
+    """The BUS-BRA folder of ``--busbra`` / BUSBRA_DIR; DatasetError when it is not there."""
     from pipeline.errors import DatasetError
-    from pipeline.experiments.candidates import run
 
     busbra = paths.busbra_dir(args.busbra)
     if not paths.busbra_available(busbra):
         raise DatasetError(f"BUS-BRA not found at {busbra}: set BUSBRA_DIR")
-    print(f"wrote {run(args.models_dirs, paths.dataset_dir(args.data), busbra, out=args.out)}")
+    return busbra
+
+
+def _refined_candidates(args: argparse.Namespace) -> int:
+    from pipeline.experiments.candidates import run
+
+    print(f"wrote {run(args.models_dirs, paths.dataset_dir(args.data), _busbra_present(args), out=args.out)}")
+    return 0
+
+
+def _shift_candidates(args: argparse.Namespace) -> int:
+    from pipeline.experiments.shift_candidates import run
+
+    out = run(args.models_dirs, paths.dataset_dir(args.data), _busbra_present(args), out=args.out,
+              per_image=args.per_image)
+    print(f"wrote {out}")
     return 0
 
 
