@@ -84,7 +84,8 @@ def chromium() -> str:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(busi_dir, tmp_path_factory) -> Path:
-    """A bundle trained once per run for the training tests (one step each on real BUSI images, random weights):
+    """A bundle trained once per run for the training tests (one step each on real BUSI images, random weights; the
+    UNet in graph mode as real trainings run, the classifiers eagerly, which skips ~20 s of graph building each):
     a UNet (unet16), the baseline, and the refined crop classifier trained on crops of generated out-of-fold masks
     (a box in each training image). Tests that change it work on a copy (``copy_bundle``)."""
     from pipeline.data.items import load_items
@@ -92,7 +93,7 @@ def tiny_bundle(busi_dir, tmp_path_factory) -> Path:
     from pipeline.training.train import train
 
     out = tmp_path_factory.mktemp("tiny_bundle")
-    train("seg", busi_dir, models_dir=out, arch="unet16", **TINY)
+    train("seg", busi_dir, models_dir=out, arch="unet16", **{**TINY, "run_eagerly": False})  # one graph-mode training
     train("raw", busi_dir, models_dir=out, **TINY)
     boxes = {}
     for it in load_items(busi_dir, "train", limit=TINY["limit"]):

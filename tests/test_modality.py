@@ -66,10 +66,12 @@ def test_ultrasound_frame_is_refused_on_the_idc_path_with_the_way_to_the_diagnos
     assert reason and "ultrasound" in reason and "Diagnose page" in reason and "POST /predict" in reason
 
 
-def test_no_picture_of_the_scope_gates_non_ultrasound_corpus_is_called_histopathology():
-    corpus = non_ultrasound_corpus()  # generated pictures + the sample images installed packages ship
-    assert len(corpus) > 80
-    assert _kinds(a for _, a in corpus)[HISTOPATHOLOGY] == 0
+def test_no_picture_of_the_scope_gates_non_ultrasound_corpus_is_called_histopathology_but_its_he_mosaics():
+    corpus = non_ultrasound_corpus()  # generated pictures + the sample images installed packages ship (+ IDC mosaics)
+    he = [a for n, a in corpus if n.startswith("idc:")]  # H&E mosaics of IDC test patches, when IDC_DIR is set
+    assert len(corpus) - len(he) > 80
+    assert _kinds(a for n, a in corpus if not n.startswith("idc:"))[HISTOPATHOLOGY] == 0
+    assert _kinds(he)[HISTOPATHOLOGY] == len(he)
 
 
 # --- generated edge cases ----------------------------------------------------------------------------------
