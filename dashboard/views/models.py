@@ -300,8 +300,8 @@ else:
                    None if row.share is None else f"{row.count} of {row.images}", delta_color="off",
                    delta_arrow="off")
         if i == 0 and row.share is not None:  # the README's caveat, beside the figure it qualifies
-            col.caption(":material/info: Optimistic: the gate's feature layer was chosen with these very pictures "
-                        "in view, so new kinds of pictures may pass it.")
+            col.caption(":material/info: Optimistic: the gate's feature layer was chosen with most of these pictures "
+                        "in view, and the other modalities are mostly drawings, so new kinds of pictures may pass it.")
     a, b = wrapping_columns(2, "scope_tables", 300)
     per_scanner = summary.iloc[3:]
     if not per_scanner.empty:
