@@ -56,17 +56,15 @@ def display_variation(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generat
     loader reads it (a tinted gray map becomes gray again). The mask follows (padding and down-sampling change it)."""
     if p <= 0 or rng.random() >= p:
         return gray, mask
-    from pipeline.imageio import image_from_array
-    from pipeline.training.shift import JPEG_QUALITY, STRENGTHS, VARIATIONS
+    from pipeline.imageio import load_image
+    from pipeline.training.shift import STRENGTHS, VARIATIONS, upload_bytes
 
     name = list(VARIATIONS)[int(rng.integers(len(VARIATIONS)))]
     level = int(rng.integers(len(STRENGTHS)))
     out, mask = VARIATIONS[name](np.ascontiguousarray(gray), np.ascontiguousarray(mask), level, rng)
-    if name == "jpeg":
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY[level]])
-        out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else out
-    if out.ndim == 3:
-        out = image_from_array(out).pixels
+    # lossy or colour: through the benchmark's upload file and the loader (a gray PNG round trip changes nothing)
+    if name == "jpeg" or out.ndim == 3:
+        out = load_image(upload_bytes(out, name, level)).pixels
     return out, mask
 
 

@@ -159,14 +159,20 @@ def varied_bytes(gray: np.ndarray, mask: np.ndarray, image: str, variation: str 
         out, m = gray, mask
     else:
         out, m = VARIATIONS[variation](gray, mask, level, np.random.default_rng(image_seed(image, variation, level)))
-    bgr = cv2.cvtColor(out, cv2.COLOR_RGB2BGR) if out.ndim == 3 else out
+    return upload_bytes(out, variation, level, image), m
+
+
+def upload_bytes(pixels: np.ndarray, variation: str | None, level: int = 0, image: str = "image") -> bytes:
+    """The file a scanner would hand over for ``pixels`` (gray or RGB): JPEG at the strength's quality for
+    ``jpeg``, else PNG."""
+    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR) if pixels.ndim == 3 else pixels
     if variation == "jpeg":
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY[level]])
     else:
         ok, buf = cv2.imencode(".png", bgr)
     if not ok:
         raise RuntimeError(f"could not encode {image} under {variation}")
-    return buf.tobytes(), m
+    return buf.tobytes()
 
 
 def shifted_conditions(image: str, per_image: int) -> list[tuple[str, int]]:
