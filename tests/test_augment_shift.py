@@ -11,8 +11,9 @@ from trained import TINY
 from pipeline.config import CLASS_NAMES
 from pipeline.data.items import Item
 from pipeline.training import augment
+from pipeline.training.augment import lesion_free_items
 from pipeline.training.shift import VARIATIONS
-from pipeline.training.train import cls_example, lesion_free_items, seg_example
+from pipeline.training.train import cls_example, seg_example
 
 
 def _frame(seed: int = 0, shape=(240, 320)) -> tuple[np.ndarray, np.ndarray]:

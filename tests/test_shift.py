@@ -53,14 +53,25 @@ def test_tints_are_colour_and_padding_adds_black():
 def test_small_real_run_scores_baseline_and_refined(busi_dir):
     from pipeline.data.items import load_items
     from pipeline.inference.predictor import Predictor
-    from pipeline.training.shift import run_shift
+    from pipeline.training.augment import lesion_free_items
+    from pipeline.training.shift import LESION_FREE, REGION_SEED, run_shift
 
-    items = load_items(busi_dir, "test", limit=3)
+    items = load_items(busi_dir, "test", limit=6)
+    regions = lesion_free_items(items, 1, REGION_SEED)
+    assert regions  # 4 lesion frames: at least one leaves room
     result = run_shift(Predictor(), {"BUSI test": items}, ["padding"])
     conds = result["datasets"]["BUSI test"]
-    assert set(conds) == {"clean", "padding:mild", "padding:strong"}
-    for c in conds.values():
-        assert c["images"] == 3 and 0 <= c["refined"]["accuracy"] <= 1 and c["dice"] is not None
+    assert set(conds) == {"clean", "padding:mild", "padding:strong", LESION_FREE}
+    assert set(result["variations"]) == {"padding", LESION_FREE}
+    for name, c in conds.items():
+        assert 0 <= c["refined"]["accuracy"] <= 1 and 0 <= c["normal_outlined"] <= 1
+        if name == LESION_FREE:  # normal tissue only: accuracy is normal recall, no Dice
+            assert c["images"] == len(regions) and c["dice"] is None
+            assert c["refined"]["accuracy"] == c["refined"]["normal_recall"]
+        else:
+            assert c["images"] == 6 and c["dice"] is not None
+    assert set(run_shift(Predictor(), {"BUSI test": items[:2]}, ["gain"], lesion_free=False)["datasets"]["BUSI test"]) \
+        == {"clean", "gain:mild", "gain:strong"}
 
 
 def test_shift_table_for_the_models_page():

@@ -116,9 +116,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     rc.add_argument("--out", help="results JSON (default: models/experiments/refined_candidates.json)")
     rc.set_defaults(func=_refined_candidates)
 
-    sc = exsub.add_parser("shift-candidates", help="whole model folders compared on validation, clean and under "
-                                                   "other scanners' display variations")
-    sc.add_argument("models_dirs", nargs="+", metavar="MODELS_DIR", help="model folders (the first one's UNet masks)")
+    sc = exsub.add_parser("shift-candidates", help="whole model folders compared on validation, clean, under "
+                                                   "other scanners' display variations and on lesion-free regions")
+    sc.add_argument("models_dirs", nargs="+", metavar="MODELS_DIR",
+                    help="model folders, each scored with its own UNet's masks")
     sc.add_argument("--data", help="BUSI folder (default: $BUSI_DIR)")
     sc.add_argument("--busbra", help="BUS-BRA folder (default: $BUSBRA_DIR, else data/BUS-BRA)")
     sc.add_argument("--per-image", type=int, default=2, help="display variations per validation image")

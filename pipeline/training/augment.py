@@ -11,6 +11,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pipeline.config import CLASS_NAMES
+from pipeline.data.items import Item
+
 
 def geometric(gray: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator,
               max_rot: float = 12.0, max_shift: float = 0.06, scale: tuple[float, float] = (0.9, 1.12)):
@@ -83,3 +86,18 @@ def lesion_free_crop(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generato
         if not near[y:y + bh, x:x + bw].any():
             return gray[y:y + bh, x:x + bw]
     return None
+
+
+def lesion_free_items(items: list[Item], per_image: int, seed: int) -> list[Item]:
+    """Up to ``per_image`` regions of each lesion frame well away from its lesion (``lesion_free_crop``), as
+    extra normal-tissue examples with empty masks (fixed by ``seed``); frames with no such room give none."""
+    rng, normal, out = np.random.default_rng(seed), CLASS_NAMES.index("normal"), []
+    for it in items:
+        if not it.mask.any():
+            continue
+        for k in range(per_image):
+            crop = lesion_free_crop(it.gray, it.mask, rng)
+            if crop is not None:
+                out.append(Item(f"{it.image}#lesion-free-{k}", np.ascontiguousarray(crop), np.zeros(crop.shape, np.uint8),
+                                normal))
+    return out

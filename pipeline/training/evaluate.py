@@ -122,10 +122,9 @@ def _choice_set_name(n_busi: int, n_all: int) -> str:
     return f"BUSI val ({n_busi})" + (f" + BUS-BRA fold 4 ({n_all - n_busi})" if n_all > n_busi else "")
 
 
-def choose_on_val(predictor: Predictor, val: list, choice_items: list) -> dict[str, dict]:
-    """The test-time choices made on validation images (see the module docstring), as settings for
-    ``Predictor.with_settings``: model name -> {config field: value, "notes": {...}}. ``val``: BUSI val (mask
-    choices); ``choice_items``: the images the classifier choices are made on. ``predictor`` is not changed."""
+def choose_seg(predictor: Predictor, val: list) -> dict:
+    """The UNet's choices on validation images ``val`` (BUSI val): flip averaging and mask threshold by lesion Dice,
+    then the lesion-presence gate (``decisions``), as settings for ``Predictor.with_settings({"seg": ...})``."""
     truths, grays = [it.mask for it in val], [it.gray for it in val]
     dice_by = {}
     for flip in (False, True):
@@ -134,9 +133,16 @@ def choose_on_val(predictor: Predictor, val: list, choice_items: list) -> dict[s
     seg_flip, threshold = decisions.choose_threshold(dice_by)
     maps = predictor.with_settings({"seg": {"flip_tta": seg_flip}}).segment_probabilities(grays)
     presence_threshold, presence = decisions.choose_presence(maps, truths, threshold)
-    seg = {"flip_tta": seg_flip, "threshold": threshold, "presence_threshold": presence_threshold,
-           "notes": {"val_dice_by_threshold": {f"{t}{' flip' if f else ''}": v for (f, t), v in dice_by.items()},
-                     "val_dice_and_normal_fp_by_presence_threshold": {str(c): v for c, v in presence.items()}}}
+    return {"flip_tta": seg_flip, "threshold": threshold, "presence_threshold": presence_threshold,
+            "notes": {"val_dice_by_threshold": {f"{t}{' flip' if f else ''}": v for (f, t), v in dice_by.items()},
+                      "val_dice_and_normal_fp_by_presence_threshold": {str(c): v for c, v in presence.items()}}}
+
+
+def choose_on_val(predictor: Predictor, val: list, choice_items: list) -> dict[str, dict]:
+    """The test-time choices made on validation images (see the module docstring), as settings for
+    ``Predictor.with_settings``: model name -> {config field: value, "notes": {...}}. ``val``: BUSI val (mask
+    choices); ``choice_items``: the images the classifier choices are made on. ``predictor`` is not changed."""
+    seg = choose_seg(predictor, val)
     y_val = labels(choice_items)
     # refined inputs follow the chosen mask settings
     val_masks = predictor.with_settings({"seg": seg}).segment_batch([it.gray for it in choice_items])

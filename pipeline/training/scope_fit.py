@@ -349,9 +349,9 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
             f, st = _describe(predictor, [it.gray for it in items], progress=printer(title, 64))
             sets[ds, subset] = _Set(f, st, [it.image for it in items], groups)
             per = 1 if subset == "train" else shifted_per_image
-            grays, rgbs, names, conds = shifted_views(items, per)
-            f, st = _describe(predictor, grays, rgbs, progress=printer(f"{title}, display variations", 64))
-            shifted[ds, subset] = _Set(f, st, names, conds)
+            views = shifted_views(items, per)
+            f, st = _describe(predictor, views.grays, views.rgbs, progress=printer(f"{title}, display variations", 64))
+            shifted[ds, subset] = _Set(f, st, views.names, views.conds)
 
     fit_sets = [sets["busi", "train"], sets["busbra", "train"], shifted["busi", "train"], shifted["busbra", "train"]]
     train = np.concatenate([x.features for x in fit_sets])

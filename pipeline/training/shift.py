@@ -6,16 +6,21 @@ padding around a wider field of view, blur, speckle, JPEG re-compression. Each v
 from the real images, at two strengths, with a fixed seed per image (nothing derived is written to disk), sent
 through the same path as an upload (PNG or JPEG bytes -> ``imageio.load_image`` -> ``Predictor.predict`` with
 the colour version for the gate) and scored for baseline and refined: normal recall, normal -> malignant
-rate, benign and malignant recall, accuracy, lesion Dice, normal frames outlined and scope acceptance.
+rate, benign and malignant recall, accuracy, lesion Dice, normal frames outlined and scope acceptance. Beside
+them, lesion-free regions cut from the lesion frames (``augment.lesion_free_items``), each sent as a frame of its
+own: normal tissue as each dataset's scanners show it (BUS-BRA has no normal frames).
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from typing import NamedTuple
 
 import cv2
 import numpy as np
+
+from pipeline.training.augment import lesion_free_items
 
 STRENGTHS: tuple[str, ...] = ("mild", "strong")
 Variation = Callable[[np.ndarray, np.ndarray, int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
@@ -140,6 +145,10 @@ VARIATIONS: dict[str, Variation] = {
     "speckle": speckle, "jpeg": jpeg,
 }
 JPEG_QUALITY = (50, 20)
+LESION_FREE = "lesion_free_regions"  # the benchmark's row of lesion-free regions of lesion frames
+LESION_FREE_WHAT = ("a region of a lesion frame well away from its lesion and its shadow (at most one per frame), "
+                    "sent as a frame of its own: normal tissue as this dataset's scanners show it")
+REGION_SEED = 20  # fixes which regions are cut
 
 
 def describe() -> dict[str, str]:
@@ -183,20 +192,33 @@ def shifted_conditions(image: str, per_image: int) -> list[tuple[str, int]]:
     return [conditions[i] for i in rng.choice(len(conditions), per_image, replace=False)]
 
 
-def shifted_views(items, per_image: int) -> tuple[list[np.ndarray], list[np.ndarray | None], list[str], list[str]]:
-    """Each item under ``per_image`` display variations, loaded as an upload is (bytes -> loader): grays, colour
-    versions (None for gray files), image names and condition names ("variation:strength")."""
+class ShiftedViews(NamedTuple):
+    """Images under display variations, loaded as uploads are: grays, colour versions (None for gray files), image
+    names, condition names ("variation:strength") and the ground-truth masks moved with the pixels."""
+
+    grays: list[np.ndarray]
+    rgbs: list[np.ndarray | None]
+    names: list[str]
+    conds: list[str]
+    masks: list[np.ndarray]
+
+
+def shifted_views(items, per_image: int) -> ShiftedViews:
+    """Each item under ``per_image`` display variations (``shifted_conditions``), loaded as an upload is
+    (bytes -> loader)."""
     from pipeline.imageio import load_image
 
-    grays, rgbs, names, conds = [], [], [], []
+    views = ShiftedViews([], [], [], [], [])
     for it in items:
         for variation, level in shifted_conditions(it.image, per_image):
-            loaded = load_image(varied_bytes(it.gray, it.mask, it.image, variation, level)[0], name=it.image)
-            grays.append(loaded.pixels)
-            rgbs.append(loaded.colour)
-            names.append(it.image)
-            conds.append(f"{variation}:{STRENGTHS[level]}")
-    return grays, rgbs, names, conds
+            data, mask = varied_bytes(it.gray, it.mask, it.image, variation, level)
+            loaded = load_image(data, name=it.image)
+            views.grays.append(loaded.pixels)
+            views.rgbs.append(loaded.colour)
+            views.names.append(it.image)
+            views.conds.append(f"{variation}:{STRENGTHS[level]}")
+            views.masks.append(mask)
+    return views
 
 
 def _score(rows: list[dict], classes: tuple[str, ...]) -> dict:
@@ -221,8 +243,10 @@ def _score(rows: list[dict], classes: tuple[str, ...]) -> dict:
     return out
 
 
-def run_shift(predictor, datasets: dict[str, list], variations: list[str] | None = None, progress=None) -> dict:
-    """Score every dataset (name -> Items) clean and under each variation and strength."""
+def run_shift(predictor, datasets: dict[str, list], variations: list[str] | None = None, progress=None,
+              lesion_free: bool = True) -> dict:
+    """Score every dataset (name -> Items) clean and under each variation and strength, and (``lesion_free``) its
+    lesion-free regions."""
     from pipeline.imageio import load_image
     from pipeline.metrics import dice
 
@@ -231,22 +255,31 @@ def run_shift(predictor, datasets: dict[str, list], variations: list[str] | None
     classes = tuple(predictor.classes)
     what = describe()
     result: dict = {"variations": {n: what[n] for n in names}, "strengths": list(STRENGTHS), "datasets": {}}
-    total, done = sum(len(items) for items in datasets.values()) * len(conditions), 0
+    if lesion_free:
+        result["variations"][LESION_FREE] = LESION_FREE_WHAT
+    regions = {ds: lesion_free_items(items, 1, REGION_SEED) if lesion_free else [] for ds, items in datasets.items()}
+    total = sum(len(items) * len(conditions) + len(regions[ds]) for ds, items in datasets.items())
+    done = 0
+
+    def score(items: list, variation: str | None, level: int) -> dict:
+        nonlocal done
+        rows = []
+        for it in items:
+            data, truth = varied_bytes(it.gray, it.mask, it.image, variation, level)
+            loaded = load_image(data, name=it.image)
+            p = predictor.predict(loaded.pixels, rgb=loaded.colour)
+            rows.append({"label": classes[it.label], "baseline": p.baseline_label, "refined": p.label,
+                         "dice": dice(p.mask, truth) if truth.any() else None, "outlined": bool(p.mask.any()),
+                         "in_scope": p.in_scope})
+            done += 1
+            if progress:
+                progress(done, total)
+        return _score(rows, classes)
+
     for ds_name, items in datasets.items():
-        per_condition = {}
-        for variation, level in conditions:
-            rows = []
-            for it in items:
-                data, truth = varied_bytes(it.gray, it.mask, it.image, variation, level)
-                loaded = load_image(data, name=it.image)
-                p = predictor.predict(loaded.pixels, rgb=loaded.colour)
-                rows.append({"label": classes[it.label], "baseline": p.baseline_label, "refined": p.label,
-                             "dice": dice(p.mask, truth) if truth.any() else None, "outlined": bool(p.mask.any()),
-                             "in_scope": p.in_scope})
-                done += 1
-                if progress:
-                    progress(done, total)
-            key = "clean" if variation is None else f"{variation}:{STRENGTHS[level]}"
-            per_condition[key] = _score(rows, classes)
+        per_condition = {("clean" if variation is None else f"{variation}:{STRENGTHS[level]}"):
+                         score(items, variation, level) for variation, level in conditions}
+        if regions[ds_name]:
+            per_condition[LESION_FREE] = score(regions[ds_name], None, 0)
         result["datasets"][ds_name] = per_condition
     return result

@@ -111,21 +111,6 @@ def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size
     return preprocess.cls_input(gray, size), y
 
 
-def lesion_free_items(items: list[Item], per_image: int, seed: int) -> list[Item]:
-    """Up to ``per_image`` regions of each lesion frame well away from its lesion (``augment.lesion_free_crop``), as
-    extra normal-tissue examples with empty masks (fixed by ``seed``); frames with no such room give none."""
-    rng, normal, out = np.random.default_rng(seed), CLASS_NAMES.index("normal"), []
-    for it in items:
-        if not it.mask.any():
-            continue
-        for k in range(per_image):
-            crop = augment.lesion_free_crop(it.gray, it.mask, rng)
-            if crop is not None:
-                out.append(Item(f"{it.image}#lesion-free-{k}", np.ascontiguousarray(crop), np.zeros(crop.shape, np.uint8),
-                                normal))
-    return out
-
-
 def _use_predicted_masks(items: list[Item], models_dir: Path) -> None:
     """Give validation items the masks the Predictor predicts (same flip averaging and threshold as in use), so
     the refined classifier's epochs are chosen on the input it meets in the app (ground-truth crops would
@@ -243,7 +228,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     masks (``pipeline.training.oof_masks``); training crops follow them instead of jittered ground truth.
     ``display_aug``: probability that a training example is shown under one of the scanner-shift benchmark's
     display variations (``augment.display_variation``); ``lesion_free``: add up to this many regions of each
-    training lesion frame, well away from the lesion, as normal-tissue examples (``lesion_free_items``; both
+    training lesion frame, well away from the lesion, as normal-tissue examples (``augment.lesion_free_items``; both
     datasets, train folds only).
     ``run_eagerly``: train step by step without building the training graph (the same arithmetic; building the
     graph costs ~20 s, worth it for an epoch, not for the one-step smoke trainings of the tests).
@@ -270,7 +255,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         from pipeline.training.crop_masks import attach_crop_masks
 
         attach_crop_masks(train_items, crop_masks)
-    extra_normals = lesion_free_items(train_items, lesion_free, seed) if lesion_free else []
+    extra_normals = augment.lesion_free_items(train_items, lesion_free, seed) if lesion_free else []
     if normal_repeat > 1:
         train_items += [it for it in train_items if not it.mask.any()] * (normal_repeat - 1)
     train_items += extra_normals
