@@ -86,3 +86,9 @@ def test_shift_table_for_the_models_page():
     assert t["variation"].tolist() == ["clean", "gain"] and t["strength"].tolist() == ["—", "strong"]
     assert t["refined − baseline accuracy"].tolist() == [0.25, 0.25]
     assert "normal frames outlined" not in t.columns and "baseline normal recall" not in t.columns  # no normals
+    s["datasets"]["BUS-BRA fold 5"]["lesion_free_regions"] = {
+        "images": 2, "baseline": {"accuracy": 0.5, "normal_recall": 0.5}, "refined": {"accuracy": 1.0, "normal_recall": 1.0},
+        "dice": None, "normal_outlined": 0.5, "scope_accepted": 1.0}
+    t = shift_table(s, "BUS-BRA fold 5")  # the regions row brings normal tissue to a set without normal frames
+    row = t[t["variation"] == "lesion_free_regions"].iloc[0]
+    assert row["refined normal recall"] == 1.0 and row["normal frames outlined"] == 0.5 and row["strength"] == "—"

@@ -346,7 +346,10 @@ else:
     shown, cols = percent_columns(table, shares)
     st.dataframe(shown, hide_index=True, width="stretch", column_config=cols, height=table_height(len(table), 14))
     st.caption("Each test image clean and under each display variation at two strengths (fixed seed per image), "
-               "sent through the upload path; nothing was chosen on these results. What each variation does: "
+               "sent through the upload path, and, in the row **lesion_free_regions**, regions of its lesion frames "
+               "well away from the lesion as frames of their own (normal tissue as that dataset's scanners show it; "
+               "there, accuracy is the share called normal and \"normal frames outlined\" the share given a lesion); "
+               "nothing was chosen on these results. What each variation does: "
                + "; ".join(f"**{k}** — {v.rstrip('.')}" for k, v in shift.get("variations", {}).items()) + ". "
                + str(shift.get("how", "")))
 
