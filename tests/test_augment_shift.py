@@ -113,3 +113,31 @@ def test_one_step_training_with_display_variations_and_lesion_free_normals(busi_
     extra = cfg.notes["augmentation_for_other_scanners"]
     assert extra["display_variation_probability"] == 0.5 and extra["lesion_free_normal_regions"] >= 1
     assert (tmp_path / "classifier_baseline.keras").is_file()
+
+
+def test_a_zoom_crop_keeps_the_whole_lesion_and_leaves_the_stream_alone_when_off():
+    gray, mask = _frame(4)
+    rng = np.random.default_rng(9)
+    out, m = augment.zoom_crop(gray, mask, rng, p=0.0)
+    assert out is gray and m is mask and rng.random() == np.random.default_rng(9).random()
+    shapes = set()
+    for seed in range(100):
+        out, m = augment.zoom_crop(gray, mask, np.random.default_rng(seed), p=1.0)
+        assert out.shape == m.shape and m.sum() == mask.sum()  # the whole lesion is inside
+        assert out.shape[0] < gray.shape[0] and out.shape[1] < gray.shape[1]
+        shapes.add(out.shape)
+    assert len(shapes) > 10
+    empty = np.zeros_like(mask)
+    out, m = augment.zoom_crop(gray, empty, np.random.default_rng(1), p=1.0)
+    assert not m.any() and out.size < gray.size
+    big = np.ones_like(mask)  # a lesion filling the frame: the crop grows to hold it
+    assert augment.zoom_crop(gray, big, np.random.default_rng(2), p=1.0)[0].shape == gray.shape
+
+
+def test_cls_example_zooms_only_when_asked():
+    gray, mask = _frame(5)
+    item = Item("x.png", gray, mask, CLASS_NAMES.index("benign"))
+    a, _ = cls_example(item, np.random.default_rng(0), refined=False, size=64)
+    b, _ = cls_example(item, np.random.default_rng(0), refined=False, size=64, zoom=0.0)
+    c, _ = cls_example(item, np.random.default_rng(0), refined=False, size=64, zoom=1.0)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="input side in pixels (default 224); a warm start from another size keeps its weights")
     cls.add_argument("--class-weight-power", type=float, default=1.0,
                      help="class weights (n / (k * count)) ** power: 1 balanced, 0.5 square root, 0 none")
+    cls.add_argument("--zoom", type=float, default=0.0, metavar="P",
+                     help="cut a training frame to a random part of it that holds the lesion with probability P "
+                          "(frames of every class shown magnified, as lesion-free regions are)")
     cls.add_argument("--crop-masks", help="refined only: training crops follow these out-of-fold predicted masks "
                                           "(from 'train oof-masks') instead of jittered ground truth")
     oof = tsub.add_parser("oof-masks", help="out-of-fold predicted masks of the training images (a UNet per fold), "
@@ -280,5 +283,6 @@ def _train(args: argparse.Namespace) -> int:
           arch=getattr(args, "arch", "lite2-unet"), busbra_root=busbra, init=args.init,
           class_weight_power=getattr(args, "class_weight_power", 1.0), normal_repeat=args.normal_repeat,
           refined_arch=_refined_arch(getattr(args, "refined_arch", "crop")), image_size=getattr(args, "image_size", None),
-          crop_masks=getattr(args, "crop_masks", None), display_aug=args.display_aug, lesion_free=args.lesion_free)
+          crop_masks=getattr(args, "crop_masks", None), display_aug=args.display_aug, lesion_free=args.lesion_free,
+          zoom=getattr(args, "zoom", 0.0))
     return 0

@@ -52,6 +52,26 @@ def jitter_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out if out.any() else mask
 
 
+def zoom_crop(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generator, p: float,
+              side: tuple[float, float] = (0.4, 0.8)) -> tuple[np.ndarray, np.ndarray]:
+    """With probability ``p``, a random rectangle of ``side`` of the frame's height and width that holds the whole
+    lesion (grown to the lesion's box where that is larger), image and mask alike: frames of every class are shown
+    magnified too, so the magnification of a lesion-free region does not give its class away."""
+    if p <= 0 or rng.random() >= p:
+        return gray, mask
+    h, w = mask.shape
+    bh, bw = int(h * rng.uniform(*side)), int(w * rng.uniform(*side))
+    if mask.any():
+        ys, xs = np.nonzero(mask)
+        y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+        bh, bw = max(bh, y1 - y0), max(bw, x1 - x0)
+        y = int(rng.integers(max(0, y1 - bh), min(y0, h - bh) + 1))
+        x = int(rng.integers(max(0, x1 - bw), min(x0, w - bw) + 1))
+    else:
+        y, x = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
+    return gray[y:y + bh, x:x + bw], mask[y:y + bh, x:x + bw]
+
+
 def display_variation(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
                       p: float) -> tuple[np.ndarray, np.ndarray]:
     """With probability ``p``, one of the scanner-shift benchmark's display variations (tinted gray map, pictogram,

@@ -78,12 +78,13 @@ def seg_example(item: Item, rng: np.random.Generator | None, display: float = 0.
 
 
 def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size: int = preprocess.CLS_SIZE,
-                display: float = 0.0):
+                display: float = 0.0, zoom: float = 0.0):
     """(input, one-hot) for a classifier. For ``refined``, the crop follows the item's out-of-fold predicted mask
     in training when it has one (``Item.crop_mask``, jittered half the time), else the ground-truth mask, jittered
     (and sometimes dropped, or replaced by a random box on normal images), so the network learns to cope with the
     UNet's errors it will meet at inference. In training, a display variation (probability ``display``) is applied
-    to the whole frame before the crop."""
+    to the whole frame before the crop, and (probability ``zoom``) the frame is first cut to a random part of it
+    that holds the lesion (``augment.zoom_crop``)."""
     gray, mask = item.gray, item.mask
     if refined:
         if rng is not None and item.crop_mask is not None:  # an out-of-fold predicted mask: the crop seen in use
@@ -100,6 +101,7 @@ def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size
                 mask = mask.copy()
                 mask[y:y + bh, x:x + bw] = 1
     if rng is not None:
+        gray, mask = augment.zoom_crop(gray, mask, rng, zoom)
         gray, mask = augment.display_variation(gray, mask, rng, display)
     if refined:
         gray = preprocess.crop_to_lesion(gray, mask)
@@ -208,7 +210,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
           class_weight_power: float = 1.0, normal_repeat: int = 1, refined_arch: str | RefinedRecipe = "crop",
           image_size: int | None = None, select_best: bool = True,
           busbra_folds: dict[str, tuple[int, ...]] | None = None, crop_masks: str | Path | None = None,
-          run_eagerly: bool = False, display_aug: float = 0.0, lesion_free: int = 0) -> ModelConfig:
+          run_eagerly: bool = False, display_aug: float = 0.0, lesion_free: int = 0,
+          zoom: float = 0.0) -> ModelConfig:
     """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
 
     ``arch`` (segmentation only): "lite2-unet" (ImageNet Lite2 encoder) or "unet16" (from scratch).
@@ -229,7 +232,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     ``display_aug``: probability that a training example is shown under one of the scanner-shift benchmark's
     display variations (``augment.display_variation``); ``lesion_free``: add up to this many regions of each
     training lesion frame, well away from the lesion, as normal-tissue examples (``augment.lesion_free_items``; both
-    datasets, train folds only).
+    datasets, train folds only). ``zoom`` (classifiers): probability that a training frame is first cut to a random
+    part of it holding the lesion (``augment.zoom_crop``), so that magnification is not a sign of the added regions.
     ``run_eagerly``: train step by step without building the training graph (the same arithmetic; building the
     graph costs ~20 s, worth it for an epoch, not for the one-step smoke trainings of the tests).
     """
@@ -286,7 +290,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         if refined:
             _use_predicted_masks(val_items, models_dir)
         size = image_size or preprocess.CLS_SIZE
-        make = partial(cls_example, refined=refined, size=size, display=display_aug)
+        make = partial(cls_example, refined=refined, size=size, display=display_aug, zoom=zoom)
         lr = learning_rate or 3e-4
         build = partial(networks.build_classifier, backbone, size, weights)
         if refined and isinstance(refined_arch, RefinedRecipe):
@@ -299,9 +303,10 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         monitor, mode, weights_arg = "val_macro_f1", "max", class_weights(train_items, class_weight_power)
         cfg = ModelConfig(name=name, image_size=size, backbone=backbone)
     cfg.seed, cfg.epochs, cfg.batch_size, cfg.learning_rate = seed, epochs, batch_size, lr
-    if display_aug or extra_normals:
+    if display_aug or extra_normals or zoom:
         cfg.notes["augmentation_for_other_scanners"] = {"display_variation_probability": display_aug,
-                                                        "lesion_free_normal_regions": len(extra_normals)}
+                                                        "lesion_free_normal_regions": len(extra_normals),
+                                                        **({"zoom_crop_probability": zoom} if zoom else {})}
 
     state_file = ckpt_dir / "state.json"
     initial_epoch, best = 0, None
