@@ -132,6 +132,12 @@ def test_a_zoom_crop_keeps_the_whole_lesion_and_leaves_the_stream_alone_when_off
     assert not m.any() and out.size < gray.size
     big = np.ones_like(mask)  # a lesion filling the frame: the crop grows to hold it
     assert augment.zoom_crop(gray, big, np.random.default_rng(2), p=1.0)[0].shape == gray.shape
+    small = gray[:70, :100]  # a small lesion-free region: never cut below 64 px (the loader refuses < 32 px)
+    for seed in range(20):
+        out, _ = augment.zoom_crop(small, np.zeros(small.shape, np.uint8), np.random.default_rng(seed), p=1.0)
+        assert min(out.shape) >= 64
+    tiny = gray[:40, :50]
+    assert augment.zoom_crop(tiny, np.zeros(tiny.shape, np.uint8), np.random.default_rng(0), p=1.0)[0].shape == (40, 50)
 
 
 def test_cls_example_zooms_only_when_asked():

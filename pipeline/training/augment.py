@@ -53,14 +53,15 @@ def jitter_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def zoom_crop(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generator, p: float,
-              side: tuple[float, float] = (0.4, 0.8)) -> tuple[np.ndarray, np.ndarray]:
-    """With probability ``p``, a random rectangle of ``side`` of the frame's height and width that holds the whole
-    lesion (grown to the lesion's box where that is larger), image and mask alike: frames of every class are shown
-    magnified too, so the magnification of a lesion-free region does not give its class away."""
+              side: tuple[float, float] = (0.4, 0.8), min_side: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """With probability ``p``, a random rectangle of ``side`` of the frame's height and width (at least ``min_side``
+    pixels, or the whole side) that holds the whole lesion (grown to the lesion's box where that is larger), image and
+    mask alike: frames of every class are shown magnified too, so the magnification of a lesion-free region does not
+    give its class away."""
     if p <= 0 or rng.random() >= p:
         return gray, mask
     h, w = mask.shape
-    bh, bw = int(h * rng.uniform(*side)), int(w * rng.uniform(*side))
+    bh, bw = (min(n, max(min_side, int(n * rng.uniform(*side)))) for n in (h, w))
     if mask.any():
         ys, xs = np.nonzero(mask)
         y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
