@@ -10,8 +10,8 @@ from trained import TINY
 
 from pipeline.config import CLASS_NAMES
 from pipeline.data.items import Item
-from pipeline.training import augment
-from pipeline.training.augment import lesion_free_items
+from pipeline.training import augment, regions
+from pipeline.training.regions import lesion_free_items
 from pipeline.training.shift import VARIATIONS
 from pipeline.training.train import cls_example, seg_example
 
@@ -65,7 +65,7 @@ def test_lesion_free_regions_stay_away_from_the_lesion():
         near[near[:, c].argmax():, c] = 1
     found = 0
     for _ in range(50):
-        crop = augment.lesion_free_crop(gray, mask, rng)
+        crop = regions.lesion_free_crop(gray, mask, rng)
         if crop is None:
             continue
         found += 1
@@ -77,7 +77,7 @@ def test_lesion_free_regions_stay_away_from_the_lesion():
         assert np.array_equal(gray[y:y + ch, x:x + cw], crop) and not near[y:y + ch, x:x + cw].any()
     assert found >= 25
     whole = np.ones_like(mask)
-    assert augment.lesion_free_crop(gray, whole, rng) is None  # no room: nothing made up
+    assert regions.lesion_free_crop(gray, whole, rng) is None  # no room: nothing made up
 
 
 def test_lesion_free_items_are_normal_with_empty_masks_and_fixed_by_the_seed():

@@ -6,7 +6,7 @@ are chosen on BUSI val by ``evaluate``'s rules (``evaluate.choose_seg``), so a f
 settings it would ship with. On BUSI val + BUS-BRA fold 4 (the set the classifier choices are made on) three views
 are scored: the images as they are; ``per_image`` display variations of each (``shift.shifted_views``, the views the
 scope gate's threshold is set on), their masks moved with the pixels; and lesion-free regions cut from their lesion
-frames well away from the lesion (``augment.lesion_free_items``, one per frame where there is room), normal tissue from
+frames well away from the lesion (``regions.lesion_free_items``, one per frame where there is room), normal tissue from
 all five scanners (BUS-BRA has no normal frames), the nearest stand-in here for a normal frame from another scanner.
 Per view: lesion Dice (BUSI, BUS-BRA), the share of lesion-free images outlined, and the baseline's and the refined
 answer's (at each fusion weight, on the folder's own masks) accuracy, macro-F1, log-loss, normal recall and
@@ -29,8 +29,8 @@ from pipeline.experiments.candidates import WEIGHTS, scores
 from pipeline.inference import decisions
 from pipeline.inference.bundle import file_sha256
 from pipeline.paths import MODELS_DIR, SPLIT_CSV
-from pipeline.training.augment import lesion_free_items
 from pipeline.training.evaluate import choose_seg
+from pipeline.training.regions import lesion_free_items
 from pipeline.training.shift import REGION_SEED, shifted_views
 
 DEFAULT_OUT = MODELS_DIR / "experiments" / "shift_candidates.json"

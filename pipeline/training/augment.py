@@ -2,17 +2,14 @@
 
 Flips, small rotations/shifts/scales, brightness/contrast/gamma, and multiplicative speckle-like
 noise. Geometry is applied to image and mask alike (mask with nearest-neighbour). For other scanners: the
-shift benchmark's display variations (``display_variation``) and lesion-free regions of lesion frames as
-extra normal tissue (``lesion_free_crop``).
+shift benchmark's display variations (``display_variation``), and frames cut to a part holding the lesion
+(``zoom_crop``). Lesion-free regions of lesion frames, the extra normal tissue, are in ``regions``.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from pipeline.config import CLASS_NAMES
-from pipeline.data.items import Item
 
 
 def geometric(gray: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator,
@@ -90,35 +87,3 @@ def display_variation(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generat
     if name == "jpeg" or out.ndim == 3:
         out = load_image(upload_bytes(out, name, level)).pixels
     return out, mask
-
-
-def lesion_free_crop(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generator, margin: float = 0.08,
-                     side: tuple[float, float] = (0.25, 0.6), tries: int = 40) -> np.ndarray | None:
-    """A rectangle of a lesion frame well away from its lesion (none of it within ``margin`` of the frame's longer
-    side from the mask, nor below the lesion, where its acoustic shadow or enhancement lies), ``side`` of the frame's
-    height and width, as an example of normal tissue; None when the lesion leaves no such room."""
-    h, w = mask.shape
-    k = 2 * int(margin * max(h, w)) + 1
-    near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    near = np.maximum.accumulate(near, axis=0)  # and everything below it: posterior shadowing / enhancement
-    for _ in range(tries):
-        bh, bw = int(h * rng.uniform(*side)), int(w * rng.uniform(*side))
-        y, x = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
-        if not near[y:y + bh, x:x + bw].any():
-            return gray[y:y + bh, x:x + bw]
-    return None
-
-
-def lesion_free_items(items: list[Item], per_image: int, seed: int) -> list[Item]:
-    """Up to ``per_image`` regions of each lesion frame well away from its lesion (``lesion_free_crop``), as
-    extra normal-tissue examples with empty masks (fixed by ``seed``); frames with no such room give none."""
-    rng, normal, out = np.random.default_rng(seed), CLASS_NAMES.index("normal"), []
-    for it in items:
-        if not it.mask.any():
-            continue
-        for k in range(per_image):
-            crop = lesion_free_crop(it.gray, it.mask, rng)
-            if crop is not None:
-                out.append(Item(f"{it.image}#lesion-free-{k}", np.ascontiguousarray(crop), np.zeros(crop.shape, np.uint8),
-                                normal))
-    return out

@@ -7,7 +7,7 @@ from the real images, at two strengths, with a fixed seed per image (nothing der
 through the same path as an upload (PNG or JPEG bytes -> ``imageio.load_image`` -> ``Predictor.predict`` with
 the colour version for the gate) and scored for baseline and refined: normal recall, normal -> malignant
 rate, benign and malignant recall, accuracy, lesion Dice, normal frames outlined and scope acceptance. Beside
-them, lesion-free regions cut from the lesion frames (``augment.lesion_free_items``), each sent as a frame of its
+them, lesion-free regions cut from the lesion frames (``regions.lesion_free_items``), each sent as a frame of its
 own: normal tissue as each dataset's scanners show it (BUS-BRA has no normal frames).
 """
 
@@ -20,7 +20,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from pipeline.training.augment import lesion_free_items
+from pipeline.training.regions import lesion_free_items
 
 STRENGTHS: tuple[str, ...] = ("mild", "strong")
 Variation = Callable[[np.ndarray, np.ndarray, int, np.random.Generator], tuple[np.ndarray, np.ndarray]]

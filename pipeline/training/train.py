@@ -23,7 +23,7 @@ from pipeline.config import BUSBRA_TRAINING, CLASS_NAMES, ModelConfig, config_pa
 from pipeline.data.items import Item, load_items
 from pipeline.inference.bundle import record_model
 from pipeline.paths import MODELS_DIR, SPLIT_CSV
-from pipeline.training import augment
+from pipeline.training import augment, regions
 
 
 def seed_everything(seed: int) -> None:
@@ -231,7 +231,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     masks (``pipeline.training.oof_masks``); training crops follow them instead of jittered ground truth.
     ``display_aug``: probability that a training example is shown under one of the scanner-shift benchmark's
     display variations (``augment.display_variation``); ``lesion_free``: add up to this many regions of each
-    training lesion frame, well away from the lesion, as normal-tissue examples (``augment.lesion_free_items``; both
+    training lesion frame, well away from the lesion, as normal-tissue examples (``regions.lesion_free_items``; both
     datasets, train folds only). ``zoom`` (classifiers): probability that a training frame is first cut to a random
     part of it holding the lesion (``augment.zoom_crop``), so that magnification is not a sign of the added regions.
     ``run_eagerly``: train step by step without building the training graph (the same arithmetic; building the
@@ -259,7 +259,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         from pipeline.training.crop_masks import attach_crop_masks
 
         attach_crop_masks(train_items, crop_masks)
-    extra_normals = augment.lesion_free_items(train_items, lesion_free, seed) if lesion_free else []
+    extra_normals = regions.lesion_free_items(train_items, lesion_free, seed) if lesion_free else []
     if normal_repeat > 1:
         train_items += [it for it in train_items if not it.mask.any()] * (normal_repeat - 1)
     train_items += extra_normals
