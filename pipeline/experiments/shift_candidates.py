@@ -68,8 +68,8 @@ def validation_views(busi_val: list, busbra_val: list, per_image: int) -> dict[s
     sources = np.array(["BUSI"] * len(busi_val) + ["BUS-BRA"] * len(busbra_val))
     shifted = shifted_views(items, per_image)
     regions = lesion_free_items(items, 1, REGION_SEED)
-    region_sources = np.array(["BUSI" if it.image.split("#")[0] in {b.image for b in busi_val} else "BUS-BRA"
-                               for it in regions])
+    busi_names = {it.image for it in busi_val}
+    region_sources = np.array(["BUSI" if it.image.split("#")[0] in busi_names else "BUS-BRA" for it in regions])
     return {"clean": ([it.gray for it in items], y, [it.mask for it in items], sources),
             "shifted": (shifted.grays, np.repeat(y, per_image), shifted.masks, np.repeat(sources, per_image)),
             "lesion-free regions": ([it.gray for it in regions], labels(regions), [it.mask for it in regions],
