@@ -34,8 +34,9 @@ PAGE_TITLES = {"diagnose": "Diagnose an ultrasound image", "dataset": "The BUSI 
 
 
 def search_clinics(page, timeout_ms: int = 90_000) -> None:
-    """On the Clinics page: press Search for the default place and wait for the table."""
-    page.get_by_role("button", name="Search").click()
+    """On the Clinics page: press Search for the default place and wait for the table. The page's own primary
+    button: once a results table is shown, its toolbar carries a second button named "Search"."""
+    page.get_by_test_id("stBaseButton-primary").filter(has_text="Search").click()
     page.get_by_text("Nearest first").first.wait_for(timeout=timeout_ms)
 
 

@@ -53,7 +53,7 @@ def test_tints_are_colour_and_padding_adds_black():
 def test_small_real_run_scores_baseline_and_refined(busi_dir):
     from pipeline.data.items import load_items
     from pipeline.inference.predictor import Predictor
-    from pipeline.training.augment import lesion_free_items
+    from pipeline.training.regions import lesion_free_items
     from pipeline.training.shift import LESION_FREE, REGION_SEED, run_shift
 
     items = load_items(busi_dir, "test", limit=6)
