@@ -235,12 +235,16 @@ def test_scope_gate_summary(tmp_path):
                  "mammogram": {"n": 6, "refused": 6, "share_refused": 1.0},
                  "CT / MRI slice": {"n": 10, "refused": 9, "share_refused": 0.9}}},
              "shifted": {"busi": {"train": {"n": 544, "accepted": 544, "share_accepted": 1.0},
-                                  "test": {"n": 236, "accepted": 234, "share_accepted": 0.9915}}}}
+                                  "test": {"n": 236, "accepted": 234, "share_accepted": 0.9915}}},
+             "lesion_free_regions": {"busbra": {"val": {"n": 77, "accepted": 77, "share_accepted": 1.0}}}}
     kinds = results.scope_sources(newer).set_index("kind")
     assert kinds.loc["CT / MRI slice", "refused"] == 9 and kinds.loc["mammogram", "share refused"] == 1.0
     shifted = results.scope_shifted(newer)
-    assert shifted.to_dict("records") == [{"dataset": "BUSI", "subset": "test", "views": 236, "accepted": 234,
-                                           "share accepted": 0.9915}]  # train views are not shown
+    assert shifted.to_dict("records") == [  # train views are not shown
+        {"frames": "display variations", "dataset": "BUSI", "subset": "test", "views": 236, "accepted": 234,
+         "share accepted": 0.9915},
+        {"frames": "lesion-free regions", "dataset": "BUS-BRA", "subset": "val", "views": 77, "accepted": 77,
+         "share accepted": 1.0}]
     empty = results.scope_summary(None)
     assert (empty["shown"] == results.NOT_EVALUATED).all() and len(empty) == 3
     assert results.scope_sources({}).empty and results.scope_shifted(scope).empty and results.scope_shifted(None).empty

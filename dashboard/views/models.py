@@ -320,7 +320,8 @@ else:
     shifted = results.scope_shifted(scope)
     if not shifted.empty:
         a.markdown("**Ultrasound frames under display variations accepted** (tinted gray maps, pictograms, "
-                   "calipers, gain, padding, blur, JPEG…; the threshold was set on the validation views)")
+                   "calipers, gain, padding, blur, JPEG…; the threshold was set on their validation views), and "
+                   "**lesion-free regions** of lesion frames (normal tissue, magnified as a shallower depth shows it)")
         shifted_table, shifted_cols = percent_columns(shifted, ["share accepted"])
         a.dataframe(shifted_table, hide_index=True, width="stretch", column_config=shifted_cols)
     extra = []

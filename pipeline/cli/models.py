@@ -129,6 +129,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("--out", help="results JSON (default: models/experiments/shift_candidates.json)")
     sc.set_defaults(func=_shift_candidates)
 
+    nb = exsub.add_parser("no-lesion-bias", help="the refined answer leaning to normal where the UNet finds no lesion, "
+                                                 "scored on validation (clean, display variations, lesion-free regions)")
+    nb.add_argument("--models-dir", default=str(paths.models_dir()))
+    nb.add_argument("--data", help="BUSI folder (default: $BUSI_DIR)")
+    nb.add_argument("--busbra", help="BUS-BRA folder (default: $BUSBRA_DIR, else data/BUS-BRA)")
+    nb.add_argument("--per-image", type=int, default=2, help="display variations per validation image")
+    nb.add_argument("--out", help="results JSON (default: models/experiments/no_lesion_bias.json)")
+    nb.set_defaults(func=_no_lesion_bias)
+
     rt = bsub.add_parser("runtime", help="convert the models for the fast CPU runtime now (else on first use)")
     rt.add_argument("--models-dir", default=str(paths.models_dir()))
     rt.set_defaults(func=_runtime)
@@ -199,6 +208,15 @@ def _shift_candidates(args: argparse.Namespace) -> int:
     from pipeline.experiments.shift_candidates import run
 
     out = run(args.models_dirs, paths.dataset_dir(args.data), _busbra_present(args), out=args.out,
+              per_image=args.per_image)
+    print(f"wrote {out}")
+    return 0
+
+
+def _no_lesion_bias(args: argparse.Namespace) -> int:
+    from pipeline.experiments.no_lesion_bias import run
+
+    out = run(args.models_dir, paths.dataset_dir(args.data), _busbra_present(args), out=args.out,
               per_image=args.per_image)
     print(f"wrote {out}")
     return 0

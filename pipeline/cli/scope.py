@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``scope`` command group."""
     sc = sub.add_parser("scope", help="the scope gate that refuses images that are not breast ultrasound")
     ssub = sc.add_subparsers(dest="scope_command", required=True)
-    fit = ssub.add_parser("fit", help="fit on BUSI + BUS-BRA train (clean and under display variations), threshold "
+    fit = ssub.add_parser("fit", help="fit on BUSI + BUS-BRA train (clean, under display variations and lesion-free "
+                                      "regions), threshold "
                                       "on both val sets, evaluate; "
                                       "writes models/scope_gate.{npz,json} and models/scope_metrics.json")
     fit.add_argument("--data", help="BUSI folder (default: $BUSI_DIR, else data/Dataset_BUSI_with_GT)")

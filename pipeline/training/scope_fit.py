@@ -29,7 +29,8 @@ from pipeline.inference.scope import (
     image_stats,
     refusal,
 )
-from pipeline.training.shift import shifted_views
+from pipeline.training.regions import lesion_free_items
+from pipeline.training.shift import REGION_SEED, shifted_views
 
 SHIFTED_PER_IMAGE = 2  # display variations per validation / test image (train: 1)
 
@@ -327,11 +328,13 @@ def _describe(predictor, grays: list[np.ndarray], rgbs: list[np.ndarray | None] 
 def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, models_dir: str | Path,
                      n_components: int = N_COMPONENTS, accept: float = ACCEPT_TARGET, say=print,
                      shifted_per_image: int = SHIFTED_PER_IMAGE) -> dict:
-    """Fit the gate on BUSI + BUS-BRA train, clean and under display variations (``shifted_per_image`` per
-    image, the shift benchmark's: tinted gray maps, pictograms, calipers, gain, padding...), set its threshold
-    on both validation sets (clean and shifted alike), evaluate on everything (test sets clean and shifted,
-    per BUS-BRA scanner, per variation, the non-ultrasound corpus per kind), write the gate files and
-    ``scope_metrics.json`` into ``models_dir``; return the metrics."""
+    """Fit the gate on BUSI + BUS-BRA train, clean, under display variations (``shifted_per_image`` per
+    image, the shift benchmark's: tinted gray maps, pictograms, calipers, gain, padding...) and their lesion-free
+    regions (normal tissue of every scanner, as a shallower depth or a zoom would show it; the benchmark's regions,
+    ``regions.lesion_free_items``), set its threshold on both validation sets (clean and shifted alike; not on
+    regions), evaluate on everything (clean, shifted and regions of every subset, per BUS-BRA scanner, per
+    variation, the non-ultrasound corpus per kind), write the gate files and ``scope_metrics.json`` into
+    ``models_dir``; return the metrics."""
     import time
 
     from pipeline.data import busbra
@@ -340,6 +343,7 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
 
     sets: dict[tuple[str, str], _Set] = {}
     shifted: dict[tuple[str, str], _Set] = {}
+    regions: dict[tuple[str, str], _Set] = {}
     index = busbra.read_index(busbra_root).set_index("image")
     for ds in ("busi", "busbra"):
         for subset in ("train", "val", "test"):
@@ -352,12 +356,16 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
             views = shifted_views(items, per)
             f, st = _describe(predictor, views.grays, views.rgbs, progress=printer(f"{title}, display variations", 64))
             shifted[ds, subset] = _Set(f, st, views.names, views.conds)
+            cut = lesion_free_items(items, 1, REGION_SEED)
+            f, st = _describe(predictor, [it.gray for it in cut], progress=printer(f"{title}, lesion-free regions", 64))
+            regions[ds, subset] = _Set(f, st, [it.image for it in cut])
 
-    fit_sets = [sets["busi", "train"], sets["busbra", "train"], shifted["busi", "train"], shifted["busbra", "train"]]
+    fit_sets = [group[ds, "train"] for group in (sets, shifted, regions) for ds in ("busi", "busbra")]
     train = np.concatenate([x.features for x in fit_sets])
+    n_regions = len(regions["busi", "train"].names) + len(regions["busbra", "train"].names)
     say(f"fitting on {len(train)} train views ({len(sets['busi', 'train'].names)} BUSI + "
-        f"{len(sets['busbra', 'train'].names)} BUS-BRA images, each clean and under one display variation), "
-        f"{n_components} PCA components")
+        f"{len(sets['busbra', 'train'].names)} BUS-BRA images, each clean and under one display variation, and "
+        f"{n_regions} lesion-free regions of their lesion frames), {n_components} PCA components")
     gate = ScopeGate.fit(train, n_components, FEATURE_LAYER)
     # threshold: the largest of the two datasets' `accept` quantiles over clean and shifted validation views
     quantiles = {}
@@ -378,7 +386,8 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
     metrics: dict = {"generated": today(), "accept_target_on_validation": accept, "threshold": gate.threshold,
                      "validation_quantiles": quantiles, "threshold_set_on": "clean and shifted validation views",
                      "shifted_views_per_image": {"train": 1, "val": shifted_per_image, "test": shifted_per_image},
-                     "ultrasound": {}, "busbra_scanners": {}, "shifted": {}, "shifted_by_variation": {}}
+                     "ultrasound": {}, "busbra_scanners": {}, "shifted": {}, "shifted_by_variation": {},
+                     "lesion_free_regions": {}}
     for (ds, subset), s in sets.items():
         ok, reasons = accepted(s)
         entry = _share(ok)
@@ -397,8 +406,13 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
             conds = np.array(v.groups)
             metrics["shifted_by_variation"].setdefault(ds, {})[subset] = {
                 c: _share(v_ok[conds == c]) for c in sorted(set(v.groups))}
+        r_ok, r_reasons = accepted(regions[ds, subset])
+        r_entry = _share(r_ok)
+        r_entry["refused_by_statistics"] = int(sum(r is not None for r in r_reasons))
+        metrics["lesion_free_regions"].setdefault(ds, {})[subset] = r_entry
         say(f"{ds:>7} {subset:<5}: accepted {entry['accepted']}/{entry['n']} ({entry['share_accepted']:.1%}); "
-            f"shifted views {v_entry['accepted']}/{v_entry['n']} ({v_entry['share_accepted']:.1%})")
+            f"shifted views {v_entry['accepted']}/{v_entry['n']} ({v_entry['share_accepted']:.1%}); "
+            f"lesion-free regions {r_entry['accepted']}/{r_entry['n']}")
 
     say("non-ultrasound corpus (generated + packaged pictures)…")
     corpus = non_ultrasound_corpus()
@@ -442,7 +456,8 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
     counts = {"busi_train": len(sets["busi", "train"].names), "busbra_train": len(sets["busbra", "train"].names),
               "busi_val": len(sets["busi", "val"].names), "busbra_val": len(sets["busbra", "val"].names),
               "shifted_train_views": len(shifted["busi", "train"].names) + len(shifted["busbra", "train"].names),
-              "shifted_val_views": len(shifted["busi", "val"].names) + len(shifted["busbra", "val"].names)}
+              "shifted_val_views": len(shifted["busi", "val"].names) + len(shifted["busbra", "val"].names),
+              "lesion_free_train_regions": n_regions}
     gate.save(models_dir, {"fitted_on": counts, "fitted": today(), "accept_target_on_validation": accept,
                            "distance": ("sqrt((1 - w) * residual^2 / mean train residual^2 + w * Mahalanobis^2 in the PCA "
                                         "space / k), on L2-normalised features"),

@@ -421,15 +421,20 @@ def scope_sources(s: dict | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[key, "pictures", "refused", "share refused"])
 
 
+SCOPE_VIEWS = {"shifted": "display variations", "lesion_free_regions": "lesion-free regions"}
+
+
 def scope_shifted(s: dict | None) -> pd.DataFrame:
-    """Ultrasound frames under display variations (tints, pictograms, gain, padding...) the gate accepts, per
-    dataset and subset (validation set the threshold); empty in files written before they were measured."""
+    """Ultrasound frames under display variations (tints, pictograms, gain, padding...) and lesion-free regions of
+    lesion frames (normal tissue, magnified) the gate accepts, per dataset and subset (validation views of display
+    variations set the threshold); empty in files written before they were measured."""
     names = {"busi": "BUSI", "busbra": "BUS-BRA"}
-    rows = [{"dataset": names.get(ds, ds), "subset": subset, "views": e.get("n"), "accepted": e.get("accepted"),
-             "share accepted": _number(e.get("share_accepted"))}
-            for ds, subsets in ((s or {}).get("shifted") or {}).items() for subset, e in subsets.items()
+    rows = [{"frames": what, "dataset": names.get(ds, ds), "subset": subset, "views": e.get("n"),
+             "accepted": e.get("accepted"), "share accepted": _number(e.get("share_accepted"))}
+            for key, what in SCOPE_VIEWS.items()
+            for ds, subsets in ((s or {}).get(key) or {}).items() for subset, e in subsets.items()
             if subset != "train"]
-    return pd.DataFrame(rows, columns=["dataset", "subset", "views", "accepted", "share accepted"])
+    return pd.DataFrame(rows, columns=["frames", "dataset", "subset", "views", "accepted", "share accepted"])
 
 
 SHIFT_COLUMNS = {"accuracy": "accuracy", "normal_recall": "normal recall", "normal_to_malignant": "normal → malignant",

@@ -1,0 +1,118 @@
+"""``python -m pipeline experiment no-lesion-bias``: should the refined answer lean to "normal" when the UNet finds
+no lesion?
+
+The candidate rule: where the UNet's mask is empty (no pixel reaches its presence gate), the normal class's odds in
+the refined answer are multiplied by ``exp(bias)`` (``with_no_lesion_bias``); elsewhere the answer is unchanged, and
+the baseline never changes. It is scored on validation only, on the views of ``experiment shift-candidates`` (BUSI
+val + BUS-BRA fold 4 clean, under two display variations of each image, and the lesion-free regions of their lesion
+frames: normal tissue of all five scanners), with the models' own settings (mask threshold, presence gate, flip
+averaging, fusion weight; untempered). Per bias: log-loss and its standard error, class-balanced log-loss over the
+clean images and the regions together, and per view how often normal tissue is called normal, lesions are called
+normal, and malignant lesions are called normal. The test splits are not read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import CLASS_NAMES
+from pipeline.data.items import load_busbra_items, load_items
+from pipeline.paths import MODELS_DIR, SPLIT_CSV
+
+DEFAULT_OUT = MODELS_DIR / "experiments" / "no_lesion_bias.json"
+BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+NORMAL, MALIGNANT = CLASS_NAMES.index("normal"), CLASS_NAMES.index("malignant")
+
+
+def with_no_lesion_bias(probs: np.ndarray, empty: np.ndarray, bias: float) -> np.ndarray:
+    """``probs`` with the normal class's odds multiplied by ``exp(bias)`` where ``empty`` (no lesion outlined)."""
+    out = np.array(probs, np.float64)
+    out[np.asarray(empty, bool), NORMAL] *= np.exp(bias)
+    return out / out.sum(1, keepdims=True)
+
+
+def per_image_nll(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Negative log-likelihood of each image's true class (probabilities clipped at 1e-12)."""
+    return -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1))
+
+
+def class_balanced_nll(probs: np.ndarray, y: np.ndarray) -> float:
+    """Mean over the classes present of each class's mean log-loss (each class counts the same, whatever its size)."""
+    losses = per_image_nll(probs, y)
+    return float(np.mean([losses[y == c].mean() for c in np.unique(y)]))
+
+
+def call_rates(probs: np.ndarray, y: np.ndarray, sources: np.ndarray) -> dict:
+    """Per dataset: normal images called normal, lesions called normal, malignant lesions called normal."""
+    pred, out = probs.argmax(1), {}
+    for name in ("BUSI", "BUS-BRA"):
+        sel = sources == name
+        rates = {}
+        for key, group in (("normal_called_normal", sel & (y == NORMAL)), ("lesions_called_normal", sel & (y != NORMAL)),
+                           ("malignant_called_normal", sel & (y == MALIGNANT))):
+            if group.any():
+                rates[key] = f"{int((pred[group] == NORMAL).sum())}/{int(group.sum())}"
+        if rates:
+            out[name] = rates
+    return out
+
+
+def score_biases(views: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+                 biases: tuple[float, ...] = BIASES) -> dict:
+    """view name -> (refined probabilities, labels, empty-mask flags, datasets): the table for each bias."""
+    table = {}
+    for b in biases:
+        adjusted = {v: with_no_lesion_bias(p, e, b) for v, (p, _, e, _) in views.items()}
+        row = {}
+        for v, (_, y, _, src) in views.items():
+            losses = per_image_nll(adjusted[v], y)
+            row[v] = {"nll": round(float(losses.mean()), 4),
+                      "nll_se": round(float(losses.std(ddof=1) / np.sqrt(len(y))), 4) if len(y) > 1 else None,
+                      **call_rates(adjusted[v], y, src)}
+        if "clean" in views and "lesion-free regions" in views:
+            both = ("clean", "lesion-free regions")
+            row["class_balanced_nll_clean_and_regions"] = round(class_balanced_nll(
+                np.concatenate([adjusted[v] for v in both]), np.concatenate([views[v][1] for v in both])), 4)
+        table[str(b)] = row
+    return table
+
+
+def compare(models_dir: str | Path, busi_root: str | Path, busbra_root: str | Path, per_image: int = 2,
+            split_csv: str | Path = SPLIT_CSV, limit: int | None = None) -> dict:
+    """The shipped models' refined answers on the validation views, with and without the bias (module docstring).
+    ``limit``: a few images per class only (smoke tests)."""
+    from pipeline.experiments.shift_candidates import validation_views
+    from pipeline.inference.predictor import Predictor
+
+    predictor = Predictor(models_dir)
+    busi_val = load_items(busi_root, "val", split_csv, limit)
+    views = validation_views(busi_val, load_busbra_items(busbra_root, "val", limit), per_image)
+    scored = {}
+    for name, (grays, y, _, sources) in views.items():
+        masks = predictor.segment_batch(grays)
+        refined = predictor.classify_batch(grays, masks, temper=False).refined
+        scored[name] = (refined, np.asarray(y), np.array([not m.any() for m in masks]), np.asarray(sources))
+        print(f"{name}: {len(grays)} images, {int(scored[name][2].sum())} with no lesion outlined", flush=True)
+    cfg = predictor.configs
+    return {"generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "command": f"python -m pipeline experiment no-lesion-bias --models-dir {models_dir}",
+            "rule": "where the UNet's mask is empty, the refined answer's normal odds times exp(bias); baseline unchanged",
+            "validation": {v: len(s[1]) for v, s in scored.items()},
+            "settings": {"mask_threshold": cfg["seg"].threshold, "presence_threshold": cfg["seg"].presence_threshold,
+                         "flip_tta": cfg["refined"].flip_tta, "fusion_weight": cfg["refined"].fusion_weight,
+                         "tempered": False},
+            "no_lesion_outlined": {v: int(s[2].sum()) for v, s in scored.items()},
+            "by_bias": score_biases(scored)}
+
+
+def run(models_dir: str | Path, busi_root: str | Path, busbra_root: str | Path, out: str | Path | None = None,
+        per_image: int = 2) -> Path:
+    """``compare`` and write the JSON (default ``models/experiments/no_lesion_bias.json``)."""
+    path = Path(out) if out else DEFAULT_OUT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(compare(models_dir, busi_root, busbra_root, per_image), indent=1) + "\n")
+    return path
