@@ -6,6 +6,9 @@
 - Refined classifier: a lesion-centred crop around the predicted mask (bounding box widened by
   CROP_MARGIN of its size on each side, made square, at least CROP_MIN_FRACTION of the frame);
   an empty mask gives the whole frame.
+- Before any of these, a frame loses its uniform black borders (``content_box``): the padding a scanner puts
+  around a narrower or shallower field of view is not tissue, and the networks see the frame as if it had none.
+  Masks and maps are placed back into the full frame (``place_in_box``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ CLS_SIZE = 224
 CROP_MARGIN = 0.5
 CROP_MIN_FRACTION = 0.35
 MASK_THRESHOLD = 0.5
+# a border row or column: at least BORDER_SHARE of its pixels at or below gray level BORDER_LEVEL (black padding,
+# JPEG noise included); a frame whose content would be under BORDER_MIN_SIDE px on a side is taken whole
+BORDER_LEVEL = 4
+BORDER_SHARE = 0.98
+BORDER_MIN_SIDE = 32
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -29,6 +39,45 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] in (3, 4):
         return cv2.cvtColor(image[:, :, :3], cv2.COLOR_RGB2GRAY)
     raise ValueError(f"expected a 2-D grayscale or H x W x 3/4 colour image, got shape {image.shape}")
+
+
+def content_box(gray: np.ndarray) -> Box:
+    """(x0, y0, x1, y1) of ``gray`` without its uniform black borders: the outer rows and columns that are at least
+    ``BORDER_SHARE`` black (level <= ``BORDER_LEVEL``). The whole frame when no border is found or too little would
+    be left; dark rows inside the frame (an anechoic cyst, a shadow) never count, only those outside all content."""
+    h, w = gray.shape[:2]
+    dark = gray <= BORDER_LEVEL
+    rows = np.flatnonzero(dark.mean(axis=1) < BORDER_SHARE)
+    cols = np.flatnonzero(dark.mean(axis=0) < BORDER_SHARE)
+    if not len(rows) or not len(cols):
+        return 0, 0, w, h
+    x0, x1, y0, y1 = int(cols[0]), int(cols[-1]) + 1, int(rows[0]), int(rows[-1]) + 1
+    if x1 - x0 < min(BORDER_MIN_SIDE, w) or y1 - y0 < min(BORDER_MIN_SIDE, h):
+        return 0, 0, w, h
+    return x0, y0, x1, y1
+
+
+def crop_to_box(a: np.ndarray, box: Box) -> np.ndarray:
+    """The part of ``a`` (an image, mask or map with the frame's height and width) inside ``box``."""
+    x0, y0, x1, y1 = box
+    return a[y0:y1, x0:x1]
+
+
+def place_in_box(inner: np.ndarray, box: Box, shape: tuple[int, int]) -> np.ndarray:
+    """``inner`` (the size of ``box``) placed into a zero frame of ``shape`` (height, width): the inverse of
+    ``crop_to_box`` for masks and probability maps."""
+    if inner.shape[:2] == tuple(shape):
+        return inner
+    out = np.zeros(tuple(shape) + inner.shape[2:], inner.dtype)
+    x0, y0, x1, y1 = box
+    out[y0:y1, x0:x1] = inner
+    return out
+
+
+def without_border(gray: np.ndarray, *masks: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``gray`` and any masks of the same frame, cropped to ``content_box(gray)``."""
+    box = content_box(gray)
+    return tuple(crop_to_box(a, box) for a in (gray, *masks))
 
 
 def seg_input(gray: np.ndarray, size: int = SEG_SIZE) -> np.ndarray:

@@ -208,3 +208,25 @@ def test_segmentation_only_predictor_gives_the_full_predictors_masks(predictor, 
         assert np.array_equal(a, b)
     one = predictor.predict(grays[0])
     assert np.array_equal(one.mask, predictor.segment_batch(grays[:1])[0])
+
+
+def test_black_borders_are_set_aside_before_the_networks(predictor, busi_dir):
+    """A real frame padded with black (a wider field of view, JPEG noise in the padding) gets the clean frame's
+    answer, its mask placed back at the same pixels, nothing outlined in the padding; Grad-CAM likewise."""
+    from pipeline.data.busi import load_sample
+
+    gray = load_sample(busi_dir, "malignant/malignant (10).png")[0]
+    h, w = gray.shape
+    padded = np.pad(gray, ((0, h // 3), (w // 4, w // 4)))
+    noise = np.random.default_rng(0).integers(0, 4, padded.shape, dtype=np.uint8)
+    padded[h:] = noise[h:]
+    clean, shifted = predictor.predict(gray), predictor.predict(padded)
+    assert shifted.label == clean.label and shifted.baseline_label == clean.baseline_label
+    for a, b in ((clean.probabilities, shifted.probabilities), (clean.baseline_probabilities, shifted.baseline_probabilities)):
+        assert np.allclose([a[c] for c in CLASS_NAMES], [b[c] for c in CLASS_NAMES], atol=1e-5)
+    assert clean.mask.any()
+    assert np.array_equal(shifted.mask[:h, w // 4:w // 4 + w], clean.mask) and shifted.mask.sum() == clean.mask.sum()
+    cam_clean, cam_padded = predictor.explain(gray, clean.mask, clean.label), predictor.explain(padded, shifted.mask, clean.label)
+    assert cam_padded.heatmap.shape == padded.shape
+    assert np.allclose(cam_padded.heatmap[:h, w // 4:w // 4 + w], cam_clean.heatmap, atol=1e-4)
+    assert cam_padded.box == (cam_clean.box[0] + w // 4, cam_clean.box[1], cam_clean.box[2] + w // 4, cam_clean.box[3])

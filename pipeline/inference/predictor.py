@@ -1,7 +1,8 @@
 """The one inference path: a ``Predictor`` that loads the models once and answers for images.
 
-Pipeline per image: grayscale -> UNet mask (at the image's own size) -> baseline classifier on the
-whole frame and crop classifier on the lesion-centred crop of the predicted mask. The refined answer
+Pipeline per image: grayscale -> (its uniform black borders set aside, ``preprocess.content_box``) -> UNet
+mask (at the image's own size) -> baseline classifier on the whole frame and crop classifier on the
+lesion-centred crop of the predicted mask. The refined answer
 fuses the crop classifier with the whole-frame one (weight chosen on the validation split; weight 1 is
 the crop model alone). Flip test-time averaging and the softmax temperatures are also chosen on the
 validation split and stored in the model configs.
@@ -298,11 +299,15 @@ class Predictor:
 
     # --- segmentation ---------------------------------------------------------------------------
     def segment_probabilities(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Lesion probability maps resized to each image's own size (flip-averaged if configured)."""
+        """Lesion probability maps resized to each image's own size (flip-averaged if configured; 0 on the frame's
+        black borders, which the UNet does not see)."""
         size, out = self.configs["seg"].image_size, []
         for chunk in _batches(grays):
-            probs = self._run_tta("seg", np.stack([preprocess.seg_input(g, size) for g in chunk]), spatial=True)
-            out += [preprocess.resize_probability(p, g.shape) for p, g in zip(probs, chunk)]
+            boxes = [preprocess.content_box(g) for g in chunk]
+            inner = [preprocess.crop_to_box(g, b) for g, b in zip(chunk, boxes)]
+            probs = self._run_tta("seg", np.stack([preprocess.seg_input(g, size) for g in inner]), spatial=True)
+            out += [preprocess.place_in_box(preprocess.resize_probability(p, g.shape), b, full.shape)
+                    for p, g, b, full in zip(probs, inner, boxes, chunk)]
         return out
 
     def segment_batch(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -330,7 +335,7 @@ class Predictor:
         """([pooled features per layer], untempered probabilities) of the baseline, one pass per batch."""
         size, feats, probs = self.configs["raw"].image_size, [], []
         for chunk in _batches(grays):
-            f, p = self._run_features(np.stack([preprocess.cls_input(g, size) for g in chunk]), layers)
+            f, p = self._run_features(np.stack([_baseline_input(g, size) for g in chunk]), layers)
             feats.append(f)
             probs.append(p)
         return [np.concatenate(per_layer) for per_layer in zip(*feats)], np.concatenate(probs)
@@ -348,11 +353,15 @@ class Predictor:
         global_feats = self._global_features(grays)
         for i, chunk in enumerate(_batches(list(zip(grays, masks)))):
             extra = None if global_feats is None else global_feats[i * BATCH:(i + 1) * BATCH]
-            f, p = self._run_features(np.stack([preprocess.refined_input(g, m, size, *self.crop) for g, m in chunk]),
+            f, p = self._run_features(np.stack([self._refined_input(g, m, size) for g, m in chunk]),
                                       (layer or POOLED_LAYER,), "refined", extra)
             feats.append(f[0])
             probs.append(p)
         return np.concatenate(feats), np.concatenate(probs)
+
+    def _refined_input(self, gray: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
+        """The crop classifier's input: the lesion-centred crop of the frame without its black borders."""
+        return preprocess.refined_input(*preprocess.without_border(gray, mask), size, *self.crop)
 
     def _global_features(self, grays: Sequence[np.ndarray]) -> np.ndarray | None:
         """The baseline's pooled features the two-branch network fuses (None for the crop classifier)."""
@@ -390,8 +399,8 @@ class Predictor:
             global_feats = outs[0] if self.global_layer else None
             feats = outs[-1] if features else None
         else:
-            base = self.model_probabilities("raw", np.stack([preprocess.cls_input(g, raw_size) for g in grays]))
-        crops = np.stack([preprocess.refined_input(g, m, crop_size, *self.crop) for g, m in zip(grays, masks)])
+            base = self.model_probabilities("raw", np.stack([_baseline_input(g, raw_size) for g in grays]))
+        crops = np.stack([self._refined_input(g, m, crop_size) for g, m in zip(grays, masks)])
         crop = self.model_probabilities("refined", crops, global_feats)
         baseline, refined = self.combine(base, crop, temper=temper)
         return ClassifierOutputs(baseline, crop, refined), feats
@@ -453,11 +462,21 @@ class Predictor:
 
         gray = preprocess.to_gray(np.asarray(image))
         global_feats = self._global_features([gray])  # the two-branch network: its global input, held fixed
+        box = preprocess.content_box(gray)
         with self._cam_lock:  # Grad-CAM does not hold up predictions (they use self._lock)
             if getattr(self, "_gradcam", None) is None:
                 self._gradcam = GradCam(self.refined_model)
-            return refined_gradcam(self._gradcam, gray, mask, self.classes.index(label),
-                                   self.configs["refined"].image_size, extra=global_feats, crop=self.crop)
+            cam = refined_gradcam(self._gradcam, preprocess.crop_to_box(gray, box), preprocess.crop_to_box(mask, box),
+                                  self.classes.index(label), self.configs["refined"].image_size, extra=global_feats,
+                                  crop=self.crop)
+        x0, y0 = box[:2]
+        return dataclasses.replace(cam, heatmap=preprocess.place_in_box(cam.heatmap, box, gray.shape),
+                                   box=(cam.box[0] + x0, cam.box[1] + y0, cam.box[2] + x0, cam.box[3] + y0))
+
+
+def _baseline_input(gray: np.ndarray, size: int) -> np.ndarray:
+    """The whole-frame classifier's input: the frame without its black borders."""
+    return preprocess.cls_input(preprocess.without_border(gray)[0], size)
 
 
 def image_record(predictor: Predictor, loaded, name: str) -> tuple[Prediction, dict]:

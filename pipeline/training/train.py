@@ -113,6 +113,17 @@ def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size
     return preprocess.cls_input(gray, size), y
 
 
+def drop_border(item: Item) -> None:
+    """Crop an item's image and masks to its frame without uniform black borders (``preprocess.content_box``), as
+    the Predictor does with every image, so the networks train on what they are shown in use."""
+    box = preprocess.content_box(item.gray)
+    if box == (0, 0, item.gray.shape[1], item.gray.shape[0]):
+        return
+    item.gray, item.mask = (np.ascontiguousarray(preprocess.crop_to_box(a, box)) for a in (item.gray, item.mask))
+    if item.crop_mask is not None:
+        item.crop_mask = np.ascontiguousarray(preprocess.crop_to_box(item.crop_mask, box))
+
+
 def _use_predicted_masks(items: list[Item], models_dir: Path) -> None:
     """Give validation items the masks the Predictor predicts (same flip averaging and threshold as in use), so
     the refined classifier's epochs are chosen on the input it meets in the app (ground-truth crops would
@@ -259,6 +270,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         from pipeline.training.crop_masks import attach_crop_masks
 
         attach_crop_masks(train_items, crop_masks)
+    for it in train_items + val_items:
+        drop_border(it)
     extra_normals = regions.lesion_free_items(train_items, lesion_free, seed) if lesion_free else []
     if normal_repeat > 1:
         train_items += [it for it in train_items if not it.mask.any()] * (normal_repeat - 1)
