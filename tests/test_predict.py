@@ -230,3 +230,7 @@ def test_black_borders_are_set_aside_before_the_networks(predictor, busi_dir):
     assert cam_padded.heatmap.shape == padded.shape
     assert np.allclose(cam_padded.heatmap[:h, w // 4:w // 4 + w], cam_clean.heatmap, atol=1e-4)
     assert cam_padded.box == (cam_clean.box[0] + w // 4, cam_clean.box[1], cam_clean.box[2] + w // 4, cam_clean.box[3])
+    # the record says what was analysed; the clean frame's says nothing
+    assert shifted.analysed_region == (w // 4, 0, w // 4 + w, h) and clean.analysed_region is None
+    assert shifted.to_record()["analysed_region"] == [w // 4, 0, w // 4 + w, h] and "analysed_region" not in clean.to_record()
+    assert f"{w}x{h} px" in shifted.border_note and clean.border_note is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -162,3 +163,21 @@ def test_overlay_draws_prediction_and_truth_and_the_download_png_says_what_it_sh
     band = png[h:]
     assert (band < 128).any(), "text in the band"
     assert has(band, LESION_COLOUR) and has(band, TRUTH_COLOUR), "the legend's colour swatches"
+
+
+def test_black_borders_set_aside_are_told_with_the_warnings_and_in_the_report():
+    class BorderPredictor(FakePredictor):
+        def predict(self, image, rgb=None):
+            p = super().predict(image, rgb)
+            h, w = p.mask.shape
+            return dataclasses.replace(p, analysed_region=(10, 0, w - 10, h - 20))
+
+    d = diagnosis.analyse_upload(BorderPredictor(), encode(speckle(), "PNG"), "scan.png")
+    h, w = d.image.shape
+    warnings = diagnosis.all_warnings(d)
+    assert warnings[-1].startswith("black borders set aside") and f"{w - 20}x{h - 20} px" in warnings[-1]
+    rep = json.loads(to_json(diagnosis.report_for(d, BorderPredictor())))
+    assert rep["prediction"]["analysed_region"] == [10, 0, w - 10, h - 20]
+    assert rep["input"]["warnings"][-1] == warnings[-1]
+    plain = diagnosis.analyse_upload(FakePredictor(), encode(speckle(), "PNG"), "scan.png")
+    assert not any("black borders" in x for x in diagnosis.all_warnings(plain))

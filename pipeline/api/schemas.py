@@ -51,6 +51,8 @@ class PredictionRecord(Open):
     scope_reason: str | None = Field(None, description="why the image was refused (only when refused)")
     research_only: ResearchOnly | None = Field(None, description="the answer computed anyway (only when refused)")
     scope_warnings: list[str] | None = None
+    analysed_region: list[int] | None = Field(None, description="x0, y0, x1, y1 of the part of the frame the networks "
+                                                                "saw, when its black borders were set aside")
     measurements: Measurements
     warnings: list[str] = Field(description="the loader's warnings (size, blank, colour Doppler, DICOM values)")
     ms: float = Field(description="server time for this image, decode to record")

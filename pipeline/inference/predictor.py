@@ -60,6 +60,8 @@ class Prediction:
     scope_score: float | None = None  # out-of-distribution score; <= 1 is accepted
     scope_reason: str | None = None  # why the image was judged out of scope (None when in scope)
     scope_warnings: tuple[str, ...] = ()  # content warnings from the gate (burned-in annotations)
+    # x0, y0, x1, y1 of the part of the frame the networks saw when its black borders were set aside (None: all of it)
+    analysed_region: tuple[int, int, int, int] | None = None
 
     @property
     def confidence(self) -> float:
@@ -102,7 +104,19 @@ class Prediction:
             record["research_only"] = {**answer, "note": RESEARCH_ONLY_NOTE}
         if self.scope_warnings:
             record["scope_warnings"] = list(self.scope_warnings)
+        if self.analysed_region is not None:
+            record["analysed_region"] = [int(v) for v in self.analysed_region]
         return record
+
+    @property
+    def border_note(self) -> str | None:
+        """A sentence for the user when black borders were set aside (None when the whole frame was analysed)."""
+        if self.analysed_region is None:
+            return None
+        x0, y0, x1, y1 = self.analysed_region
+        h, w = self.mask.shape
+        return (f"black borders set aside: the models analysed the {x1 - x0}x{y1 - y0} px inside them (x {x0}-{x1}, "
+                f"y {y0}-{y1} of the {w}x{h} frame).")
 
 
 @dataclass(frozen=True)
@@ -420,6 +434,7 @@ class Predictor:
         if gray.dtype != np.uint8:
             raise TypeError(f"expected a uint8 image, got {gray.dtype}")
         mask = self.segment_batch([gray])[0]
+        box = preprocess.content_box(gray)
         t1 = time.perf_counter()
         out, feats = self._classify([gray], [mask], features=self.scope is not None)
         t2 = time.perf_counter()
@@ -443,6 +458,7 @@ class Predictor:
             scope_score=None if scope is None else scope.score,
             scope_reason=None if scope is None else scope.reason,
             scope_warnings=() if scope is None else scope.warnings,
+            analysed_region=None if box == (0, 0, gray.shape[1], gray.shape[0]) else box,
         )
 
     def warm_up(self, explain: bool = False) -> None:

@@ -210,8 +210,10 @@ def refusal_detail(p: Prediction) -> str:
 
 
 def all_warnings(diagnosis: Diagnosis) -> list[str]:
-    """The loader's warnings (size, blank, colour Doppler...) then the scope gate's (burned-in annotations)."""
-    return list(diagnosis.image.warnings) + list(diagnosis.prediction.scope_warnings)
+    """The loader's warnings (size, blank, colour Doppler...), the scope gate's (burned-in annotations), then the
+    black borders set aside, if any."""
+    note = diagnosis.prediction.border_note
+    return list(diagnosis.image.warnings) + list(diagnosis.prediction.scope_warnings) + ([note] if note else [])
 
 
 def report_for(diagnosis: Diagnosis, predictor: Predictor | None = None, heat: FrameHeatmap | None = None,
