@@ -22,10 +22,15 @@ CROP_MARGIN = 0.5
 CROP_MIN_FRACTION = 0.35
 MASK_THRESHOLD = 0.5
 # a border row or column: at least BORDER_SHARE of its pixels at or below gray level BORDER_LEVEL (black padding,
-# JPEG noise included); a frame whose content would be under BORDER_MIN_SIDE px on a side is taken whole
+# JPEG noise included) or in thin bright marks (text, scale ticks written on the padding: a white top-hat of
+# MARK_SIDE px at least MARK_CONTRAST above its surroundings and at least MARK_LEVEL); a frame whose content would be
+# under BORDER_MIN_SIDE px on a side is taken whole
 BORDER_LEVEL = 4
 BORDER_SHARE = 0.98
 BORDER_MIN_SIDE = 32
+MARK_SIDE = 5
+MARK_CONTRAST = 60
+MARK_LEVEL = 150
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1
 
@@ -43,10 +48,15 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 def content_box(gray: np.ndarray) -> Box:
     """(x0, y0, x1, y1) of ``gray`` without its uniform black borders: the outer rows and columns that are at least
-    ``BORDER_SHARE`` black (level <= ``BORDER_LEVEL``). The whole frame when no border is found or too little would
-    be left; dark rows inside the frame (an anechoic cyst, a shadow) never count, only those outside all content."""
+    ``BORDER_SHARE`` black (level <= ``BORDER_LEVEL``) or thin bright marks on black (text on the padding). The whole
+    frame when no border is found or too little would be left; dark rows inside the frame (an anechoic cyst, a
+    shadow) never count, only those outside all content."""
     h, w = gray.shape[:2]
     dark = gray <= BORDER_LEVEL
+    if dark.any():  # (a frame with no black pixel has no border: skip the marks)
+        tophat = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, np.ones((MARK_SIDE, MARK_SIDE), np.uint8))
+        marks = (tophat >= MARK_CONTRAST) & (gray >= MARK_LEVEL)
+        dark |= cv2.dilate(marks.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     rows = np.flatnonzero(dark.mean(axis=1) < BORDER_SHARE)
     cols = np.flatnonzero(dark.mean(axis=0) < BORDER_SHARE)
     if not len(rows) or not len(cols):
@@ -72,12 +82,6 @@ def place_in_box(inner: np.ndarray, box: Box, shape: tuple[int, int]) -> np.ndar
     x0, y0, x1, y1 = box
     out[y0:y1, x0:x1] = inner
     return out
-
-
-def without_border(gray: np.ndarray, *masks: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``gray`` and any masks of the same frame, cropped to ``content_box(gray)``."""
-    box = content_box(gray)
-    return tuple(crop_to_box(a, box) for a in (gray, *masks))
 
 
 def seg_input(gray: np.ndarray, size: int = SEG_SIZE) -> np.ndarray:

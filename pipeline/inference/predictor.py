@@ -312,23 +312,26 @@ class Predictor:
         return (plain + (flipped[:, :, ::-1] if spatial else flipped)) / 2
 
     # --- segmentation ---------------------------------------------------------------------------
-    def segment_probabilities(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def segment_probabilities(self, grays: Sequence[np.ndarray],
+                              boxes: Sequence[preprocess.Box] | None = None) -> list[np.ndarray]:
         """Lesion probability maps resized to each image's own size (flip-averaged if configured; 0 on the frame's
-        black borders, which the UNet does not see)."""
+        black borders, which the UNet does not see; ``boxes``: each frame's ``preprocess.content_box``, if known)."""
         size, out = self.configs["seg"].image_size, []
-        for chunk in _batches(grays):
-            boxes = [preprocess.content_box(g) for g in chunk]
-            inner = [preprocess.crop_to_box(g, b) for g, b in zip(chunk, boxes)]
+        boxes = _content_boxes(grays, boxes)
+        for start in range(0, len(grays), BATCH):
+            chunk, chunk_boxes = grays[start:start + BATCH], boxes[start:start + BATCH]
+            inner = [preprocess.crop_to_box(g, b) for g, b in zip(chunk, chunk_boxes)]
             probs = self._run_tta("seg", np.stack([preprocess.seg_input(g, size) for g in inner]), spatial=True)
             out += [preprocess.place_in_box(preprocess.resize_probability(p, g.shape), b, full.shape)
-                    for p, g, b, full in zip(probs, inner, boxes, chunk)]
+                    for p, g, b, full in zip(probs, inner, chunk_boxes, chunk)]
         return out
 
-    def segment_batch(self, grays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def segment_batch(self, grays: Sequence[np.ndarray],
+                      boxes: Sequence[preprocess.Box] | None = None) -> list[np.ndarray]:
         """Predicted 0/1 masks at each image's own size (empty where the presence gate finds no lesion)."""
         cfg = self.configs["seg"]
         return [lesion_mask(p, cfg.threshold, cfg.presence_threshold)
-                for p in self.segment_probabilities(grays)]
+                for p in self.segment_probabilities(grays, boxes)]
 
     def _run_features(self, batch: np.ndarray, layers: tuple[str, ...], name: str = "raw",
                       extra: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
@@ -345,11 +348,12 @@ class Predictor:
             outs = [(o[:n] + o[n:]) / 2 for o in outs]
         return outs[:-1], outs[-1]
 
-    def _baseline_outputs(self, grays: Sequence[np.ndarray], layers: tuple[str, ...]) -> tuple[list[np.ndarray], np.ndarray]:
+    def _baseline_outputs(self, grays: Sequence[np.ndarray], layers: tuple[str, ...],
+                          boxes: Sequence[preprocess.Box] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
         """([pooled features per layer], untempered probabilities) of the baseline, one pass per batch."""
         size, feats, probs = self.configs["raw"].image_size, [], []
-        for chunk in _batches(grays):
-            f, p = self._run_features(np.stack([_baseline_input(g, size) for g in chunk]), layers)
+        for chunk in _batches(list(zip(grays, _content_boxes(grays, boxes)))):
+            f, p = self._run_features(np.stack([_baseline_input(g, b, size) for g, b in chunk]), layers)
             feats.append(f)
             probs.append(p)
         return [np.concatenate(per_layer) for per_layer in zip(*feats)], np.concatenate(probs)
@@ -364,22 +368,25 @@ class Predictor:
         """Pooled features and untempered probabilities of the crop classifier (the two-branch network's local
         branch and fused answer) on the lesion-centred crops."""
         size, feats, probs = self.configs["refined"].image_size, [], []
-        global_feats = self._global_features(grays)
-        for i, chunk in enumerate(_batches(list(zip(grays, masks)))):
+        boxes = _content_boxes(grays)
+        global_feats = self._global_features(grays, boxes)
+        for i, chunk in enumerate(_batches(list(zip(grays, masks, boxes)))):
             extra = None if global_feats is None else global_feats[i * BATCH:(i + 1) * BATCH]
-            f, p = self._run_features(np.stack([self._refined_input(g, m, size) for g, m in chunk]),
+            f, p = self._run_features(np.stack([self._refined_input(g, m, b, size) for g, m, b in chunk]),
                                       (layer or POOLED_LAYER,), "refined", extra)
             feats.append(f[0])
             probs.append(p)
         return np.concatenate(feats), np.concatenate(probs)
 
-    def _refined_input(self, gray: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
-        """The crop classifier's input: the lesion-centred crop of the frame without its black borders."""
-        return preprocess.refined_input(*preprocess.without_border(gray, mask), size, *self.crop)
+    def _refined_input(self, gray: np.ndarray, mask: np.ndarray, box: preprocess.Box, size: int) -> np.ndarray:
+        """The crop classifier's input: the lesion-centred crop of the frame without its black borders (``box``)."""
+        return preprocess.refined_input(preprocess.crop_to_box(gray, box), preprocess.crop_to_box(mask, box), size,
+                                        *self.crop)
 
-    def _global_features(self, grays: Sequence[np.ndarray]) -> np.ndarray | None:
+    def _global_features(self, grays: Sequence[np.ndarray],
+                         boxes: Sequence[preprocess.Box] | None = None) -> np.ndarray | None:
         """The baseline's pooled features the two-branch network fuses (None for the crop classifier)."""
-        return self._baseline_outputs(grays, (self.global_layer,))[0][0] if self.global_layer else None
+        return self._baseline_outputs(grays, (self.global_layer,), boxes)[0][0] if self.global_layer else None
 
     # --- classification -------------------------------------------------------------------------
     def model_probabilities(self, name: str, inputs: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
@@ -403,18 +410,20 @@ class Predictor:
         return self._classify(grays, masks, temper)[0]
 
     def _classify(self, grays: Sequence[np.ndarray], masks: Sequence[np.ndarray], temper: bool = True,
-                  features: bool = False) -> tuple[ClassifierOutputs, np.ndarray | None]:
+                  features: bool = False, boxes: Sequence[preprocess.Box] | None = None
+                  ) -> tuple[ClassifierOutputs, np.ndarray | None]:
         """``classify_batch``, plus the baseline's pooled features from the same network pass when asked."""
         raw_size, crop_size = self.configs["raw"].image_size, self.configs["refined"].image_size
+        boxes = _content_boxes(grays, boxes)
         layers = self._baseline_layers(self._scope_layer() if features else None)
         feats = global_feats = None
         if layers:  # one baseline pass also gives the features the gate and the two-branch network read
-            outs, base = self._baseline_outputs(grays, layers)
+            outs, base = self._baseline_outputs(grays, layers, boxes)
             global_feats = outs[0] if self.global_layer else None
             feats = outs[-1] if features else None
         else:
-            base = self.model_probabilities("raw", np.stack([_baseline_input(g, raw_size) for g in grays]))
-        crops = np.stack([self._refined_input(g, m, crop_size) for g, m in zip(grays, masks)])
+            base = self.model_probabilities("raw", np.stack([_baseline_input(g, b, raw_size) for g, b in zip(grays, boxes)]))
+        crops = np.stack([self._refined_input(g, m, b, crop_size) for g, m, b in zip(grays, masks, boxes)])
         crop = self.model_probabilities("refined", crops, global_feats)
         baseline, refined = self.combine(base, crop, temper=temper)
         return ClassifierOutputs(baseline, crop, refined), feats
@@ -433,10 +442,10 @@ class Predictor:
         gray = preprocess.to_gray(arr)
         if gray.dtype != np.uint8:
             raise TypeError(f"expected a uint8 image, got {gray.dtype}")
-        mask = self.segment_batch([gray])[0]
         box = preprocess.content_box(gray)
+        mask = self.segment_batch([gray], [box])[0]
         t1 = time.perf_counter()
-        out, feats = self._classify([gray], [mask], features=self.scope is not None)
+        out, feats = self._classify([gray], [mask], features=self.scope is not None, boxes=[box])
         t2 = time.perf_counter()
         base, refined = out.baseline[0], out.refined[0]
         timings = {"segmentation": (t1 - t0) * 1e3, "classification": (t2 - t1) * 1e3}
@@ -477,8 +486,8 @@ class Predictor:
         from pipeline.inference.gradcam import GradCam, refined_gradcam
 
         gray = preprocess.to_gray(np.asarray(image))
-        global_feats = self._global_features([gray])  # the two-branch network: its global input, held fixed
         box = preprocess.content_box(gray)
+        global_feats = self._global_features([gray], [box])  # the two-branch network: its global input, held fixed
         with self._cam_lock:  # Grad-CAM does not hold up predictions (they use self._lock)
             if getattr(self, "_gradcam", None) is None:
                 self._gradcam = GradCam(self.refined_model)
@@ -490,9 +499,14 @@ class Predictor:
                                    box=(cam.box[0] + x0, cam.box[1] + y0, cam.box[2] + x0, cam.box[3] + y0))
 
 
-def _baseline_input(gray: np.ndarray, size: int) -> np.ndarray:
-    """The whole-frame classifier's input: the frame without its black borders."""
-    return preprocess.cls_input(preprocess.without_border(gray)[0], size)
+def _content_boxes(grays: Sequence[np.ndarray], boxes: Sequence[preprocess.Box] | None = None) -> list[preprocess.Box]:
+    """Each frame's ``preprocess.content_box`` (computed here unless the caller already has them)."""
+    return list(boxes) if boxes is not None else [preprocess.content_box(g) for g in grays]
+
+
+def _baseline_input(gray: np.ndarray, box: preprocess.Box, size: int) -> np.ndarray:
+    """The whole-frame classifier's input: the frame without its black borders (``box``)."""
+    return preprocess.cls_input(preprocess.crop_to_box(gray, box), size)
 
 
 def image_record(predictor: Predictor, loaded, name: str) -> tuple[Prediction, dict]:
