@@ -99,10 +99,15 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def per_image_log_loss(probs: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+    """Negative log-likelihood of each image's true class (probabilities clipped at 1e-12)."""
+    y = np.asarray(y_true, int)
+    return -np.log(np.clip(np.asarray(probs)[np.arange(len(y)), y], 1e-12, 1))
+
+
 def log_loss(probs: np.ndarray, y_true: np.ndarray) -> float:
     """Mean negative log-likelihood of the true classes (probabilities clipped at 1e-12)."""
-    y = np.asarray(y_true, int)
-    return float(-np.log(np.clip(np.asarray(probs)[np.arange(len(y)), y], 1e-12, 1)).mean())
+    return float(per_image_log_loss(probs, y_true).mean())
 
 
 def fit_temperature(probs: np.ndarray, y_true: np.ndarray) -> float:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import metrics
 from pipeline.config import CLASS_NAMES
 from pipeline.data.items import load_busbra_items, load_items
 from pipeline.paths import MODELS_DIR, SPLIT_CSV
@@ -35,14 +36,9 @@ def with_no_lesion_bias(probs: np.ndarray, empty: np.ndarray, bias: float) -> np
     return out / out.sum(1, keepdims=True)
 
 
-def per_image_nll(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Negative log-likelihood of each image's true class (probabilities clipped at 1e-12)."""
-    return -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1))
-
-
 def class_balanced_nll(probs: np.ndarray, y: np.ndarray) -> float:
     """Mean over the classes present of each class's mean log-loss (each class counts the same, whatever its size)."""
-    losses = per_image_nll(probs, y)
+    losses = metrics.per_image_log_loss(probs, y)
     return float(np.mean([losses[y == c].mean() for c in np.unique(y)]))
 
 
@@ -69,7 +65,7 @@ def score_biases(views: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.n
         adjusted = {v: with_no_lesion_bias(p, e, b) for v, (p, _, e, _) in views.items()}
         row = {}
         for v, (_, y, _, src) in views.items():
-            losses = per_image_nll(adjusted[v], y)
+            losses = metrics.per_image_log_loss(adjusted[v], y)
             row[v] = {"nll": round(float(losses.mean()), 4),
                       "nll_se": round(float(losses.std(ddof=1) / np.sqrt(len(y))), 4) if len(y) > 1 else None,
                       **call_rates(adjusted[v], y, src)}

@@ -378,10 +378,12 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
     say(f"threshold {gate.threshold:.3f} (validation {accept:.0%} quantiles, clean + shifted: "
         + ", ".join(f"{k} {v:.3f}" for k, v in quantiles.items()) + ")")
 
-    def accepted(s: _Set) -> tuple[np.ndarray, list[str | None]]:
+    def accepted(s: _Set) -> tuple[np.ndarray, dict]:
+        """Which images of ``s`` pass, and the share entry (with how many a statistic refused)."""
         d = gate.distance(s.features) / gate.threshold
         reasons = [refusal(st) for st in s.stats]
-        return np.array([r is None and x <= 1 for r, x in zip(reasons, d)]), reasons
+        ok = np.array([r is None and x <= 1 for r, x in zip(reasons, d)])
+        return ok, {**_share(ok), "refused_by_statistics": int(sum(r is not None for r in reasons))}
 
     metrics: dict = {"generated": today(), "accept_target_on_validation": accept, "threshold": gate.threshold,
                      "validation_quantiles": quantiles, "threshold_set_on": "clean and shifted validation views",
@@ -389,26 +391,20 @@ def fit_and_evaluate(predictor, busi_root: str | Path, busbra_root: str | Path, 
                      "ultrasound": {}, "busbra_scanners": {}, "shifted": {}, "shifted_by_variation": {},
                      "lesion_free_regions": {}}
     for (ds, subset), s in sets.items():
-        ok, reasons = accepted(s)
-        entry = _share(ok)
-        entry["refused_by_statistics"] = int(sum(r is not None for r in reasons))
+        ok, entry = accepted(s)
         entry["refused_examples"] = [n for n, a in zip(s.names, ok) if not a][:10]
         metrics["ultrasound"].setdefault(ds, {})[subset] = entry
         if ds == "busbra":
             groups = np.array(s.groups)
             metrics["busbra_scanners"][subset] = {g: _share(ok[groups == g]) for g in sorted(set(s.groups))}
         v = shifted[ds, subset]
-        v_ok, v_reasons = accepted(v)
-        v_entry = _share(v_ok)
-        v_entry["refused_by_statistics"] = int(sum(r is not None for r in v_reasons))
+        v_ok, v_entry = accepted(v)
         metrics["shifted"].setdefault(ds, {})[subset] = v_entry
         if subset != "train":
             conds = np.array(v.groups)
             metrics["shifted_by_variation"].setdefault(ds, {})[subset] = {
                 c: _share(v_ok[conds == c]) for c in sorted(set(v.groups))}
-        r_ok, r_reasons = accepted(regions[ds, subset])
-        r_entry = _share(r_ok)
-        r_entry["refused_by_statistics"] = int(sum(r is not None for r in r_reasons))
+        r_entry = accepted(regions[ds, subset])[1]
         metrics["lesion_free_regions"].setdefault(ds, {})[subset] = r_entry
         say(f"{ds:>7} {subset:<5}: accepted {entry['accepted']}/{entry['n']} ({entry['share_accepted']:.1%}); "
             f"shifted views {v_entry['accepted']}/{v_entry['n']} ({v_entry['share_accepted']:.1%}); "
