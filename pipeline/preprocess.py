@@ -7,7 +7,8 @@
   CROP_MARGIN of its size on each side, made square, at least CROP_MIN_FRACTION of the frame);
   an empty mask gives the whole frame.
 - Before any of these, a frame loses its uniform black borders (``content_box``): the padding a scanner puts
-  around a narrower or shallower field of view is not tissue, and the networks see the frame as if it had none.
+  around a narrower or shallower field of view is not tissue (nor are the text, icons and body-mark pictogram
+  drawn on it), and the networks see the frame as if it had none.
   Masks and maps are placed back into the full frame (``place_in_box``).
 """
 
@@ -31,6 +32,11 @@ BORDER_MIN_SIDE = 32
 MARK_SIDE = 5
 MARK_CONTRAST = 60
 MARK_LEVEL = 150
+# ...and blobs on the padding: a patch of content not touching the image (8-connected after closing gaps of up to
+# 2 px), under ISLAND_SHARE of the frame's area and reaching ISLAND_PEAK, is a mark too (a body-mark pictogram,
+# coloured icons, a block of text); faint speckle below the image (under ISLAND_PEAK) stays content
+ISLAND_SHARE = 0.02
+ISLAND_PEAK = 60
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1
 
@@ -48,15 +54,15 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 def content_box(gray: np.ndarray) -> Box:
     """(x0, y0, x1, y1) of ``gray`` without its uniform black borders: the outer rows and columns that are at least
-    ``BORDER_SHARE`` black (level <= ``BORDER_LEVEL``) or thin bright marks on black (text on the padding). The whole
-    frame when no border is found or too little would be left; dark rows inside the frame (an anechoic cyst, a
-    shadow) never count, only those outside all content."""
+    ``BORDER_SHARE`` black (level <= ``BORDER_LEVEL``) or marks on black (thin bright text, and small bright blobs
+    apart from the image: a pictogram, icons). The whole frame when no border is found or too little would be left;
+    dark rows inside the frame (an anechoic cyst, a shadow) never count, only those outside all content."""
     h, w = gray.shape[:2]
     dark = gray <= BORDER_LEVEL
     if dark.any():  # (a frame with no black pixel has no border: skip the marks)
         tophat = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, np.ones((MARK_SIDE, MARK_SIDE), np.uint8))
         marks = (tophat >= MARK_CONTRAST) & (gray >= MARK_LEVEL)
-        dark |= cv2.dilate(marks.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        dark = dark | cv2.dilate(marks.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) | _islands(gray, dark)
     rows = np.flatnonzero(dark.mean(axis=1) < BORDER_SHARE)
     cols = np.flatnonzero(dark.mean(axis=0) < BORDER_SHARE)
     if not len(rows) or not len(cols):
@@ -65,6 +71,33 @@ def content_box(gray: np.ndarray) -> Box:
     if x1 - x0 < min(BORDER_MIN_SIDE, w) or y1 - y0 < min(BORDER_MIN_SIDE, h):
         return 0, 0, w, h
     return x0, y0, x1, y1
+
+
+def border_rule() -> dict:
+    """``content_box``'s rule and settings, as the bundle manifest records them."""
+    return {"rule": "outer rows and columns at least `share` black (level <= `level`) or marks on black are cut "
+                    "(thin bright marks: white top-hat of `mark_side` px >= `mark_contrast` and level >= `mark_level`; "
+                    "blobs apart from the image under `island_share` of the frame reaching `island_peak`); the whole "
+                    "frame when under `min_side` px would be left",
+            "level": BORDER_LEVEL, "share": BORDER_SHARE, "min_side": BORDER_MIN_SIDE, "mark_side": MARK_SIDE,
+            "mark_contrast": MARK_CONTRAST, "mark_level": MARK_LEVEL, "island_share": ISLAND_SHARE,
+            "island_peak": ISLAND_PEAK}
+
+
+def _islands(gray: np.ndarray, dark: np.ndarray) -> np.ndarray:
+    """Small bright blobs of content (not ``dark``) apart from the rest (see ``ISLAND_SHARE``): marks on the padding.
+    The biggest blob is never one."""
+    joined = cv2.dilate((~dark).astype(np.uint8), np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    if n <= 2:
+        return np.zeros_like(dark)
+    peak = np.zeros(n, np.int32)
+    np.maximum.at(peak, labels.ravel(), gray.ravel())
+    area = stats[:, cv2.CC_STAT_AREA]
+    island = (area < ISLAND_SHARE * dark.size) & (peak >= ISLAND_PEAK)
+    island[0] = False  # the background
+    island[1 + int(np.argmax(area[1:]))] = False
+    return island[labels]
 
 
 def crop_to_box(a: np.ndarray, box: Box) -> np.ndarray:

@@ -147,3 +147,32 @@ def test_cls_example_zooms_only_when_asked():
     b, _ = cls_example(item, np.random.default_rng(0), refined=False, size=64, zoom=0.0)
     c, _ = cls_example(item, np.random.default_rng(0), refined=False, size=64, zoom=1.0)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_random_marks_are_bright_thin_marks_anywhere_and_off_leaves_the_stream_alone():
+    from pipeline.experiments.caliper_marks import thin_marks
+
+    gray, _ = _frame(5)
+    rng = np.random.default_rng(2)
+    assert augment.random_marks(gray, rng, 0.0) is gray
+    assert rng.random() == np.random.default_rng(2).random()
+    drawn = [augment.random_marks(gray, np.random.default_rng(s), 1.0) for s in range(20)]
+    for out in drawn:
+        added = out > gray
+        assert out.shape == gray.shape and out.dtype == np.uint8 and (out >= gray).all()
+        assert 0 < added.mean() < 0.05 and int(out[added].max()) >= 200  # a few bright pixels
+        assert thin_marks(out)[added].mean() > 0.5  # found as marks, as calipers are
+    assert len({tuple(np.argwhere(o > gray).mean(0).round()) for o in drawn}) > 10  # in many places
+    small = cv2.resize(gray, (128, 96), interpolation=cv2.INTER_AREA)
+    shrunk = augment.random_marks(small, np.random.default_rng(0), 1.0, scale=2.5)
+    assert shrunk.shape == small.shape and (shrunk > small).any()
+
+
+def test_training_examples_with_random_marks_keep_their_targets():
+    gray, mask = _frame(4)
+    item = Item("normal (1).png", gray, np.zeros_like(mask), CLASS_NAMES.index("normal"))
+    for seed in range(10):
+        s_in, s_target = seg_example(item, np.random.default_rng(seed), marks=1.0)
+        assert s_in.shape[:2] == s_target.shape[:2] and not s_target.any()  # marks are not a lesion
+        x, y = cls_example(item, np.random.default_rng(seed), refined=False, size=64, marks=1.0)
+        assert x.shape == (64, 64, 3) and y.argmax() == CLASS_NAMES.index("normal")

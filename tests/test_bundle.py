@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import paths
+from pipeline import paths, preprocess
 from pipeline.cli import main
 from pipeline.errors import ModelLoadError
 from pipeline.inference import bundle
@@ -87,6 +87,7 @@ def test_the_api_health_is_503_naming_the_swapped_file(tmp_path):
 def test_the_crop_settings_come_from_the_manifest(predictor):
     block = predictor.manifest["preprocessing"]
     assert predictor.crop == (block["crop_margin"], block["crop_min_fraction"]) == (0.5, 0.35)
+    assert block["border"] == preprocess.border_rule()  # the committed manifest describes the border rule in use
     assert _crop_settings({"preprocessing": {"crop_margin": "0.25", "crop_min_fraction": 0.4}}) == (0.25, 0.4)
     for broken in ({}, {"preprocessing": {"crop_margin": 0.5}}, {"preprocessing": None}):
         with pytest.raises(ModelLoadError, match="preprocessing block"):

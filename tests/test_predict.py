@@ -234,3 +234,25 @@ def test_black_borders_are_set_aside_before_the_networks(predictor, busi_dir):
     assert shifted.analysed_region == (w // 4, 0, w // 4 + w, h) and clean.analysed_region is None
     assert shifted.to_record()["analysed_region"] == [w // 4, 0, w // 4 + w, h] and "analysed_region" not in clean.to_record()
     assert f"{w}x{h} px" in shifted.border_note and clean.border_note is None
+
+
+def test_another_scanners_screen_layout_is_cut_to_the_image(predictor, busi_dir):
+    """A real frame on another scanner's screen (blue-tinted gray map, wide black padding, an icon strip above it, a
+    body-mark pictogram and text below it), sent as upload bytes: the networks see only the image, exactly as if it
+    had been uploaded cropped."""
+    from pipeline.data.busi import load_sample
+    from pipeline.imageio import load_image
+    from pipeline.training.shift import varied_bytes
+
+    gray, mask = load_sample(busi_dir, "benign/benign (10).png")
+    h, w = gray.shape
+    for level in (0, 1):
+        loaded = load_image(varied_bytes(gray, mask, "benign/benign (10).png", "screen_layout", level)[0])
+        assert any("tinted gray map" in x for x in loaded.warnings)
+        shown = predictor.predict(loaded.pixels, rgb=loaded.colour)
+        x0, y0, x1, y1 = shown.analysed_region
+        assert (x1 - x0, y1 - y0) == (w, h) and y0 > 0 and y1 < loaded.pixels.shape[0]
+        cropped = predictor.predict(np.ascontiguousarray(loaded.pixels[y0:y1, x0:x1]))
+        assert shown.label == cropped.label and shown.baseline_label == cropped.baseline_label
+        for c in CLASS_NAMES:
+            assert abs(shown.probabilities[c] - cropped.probabilities[c]) < 1e-5

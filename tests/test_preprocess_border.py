@@ -32,8 +32,31 @@ def test_dark_rows_inside_the_frame_and_short_marks_in_the_padding():
     g[20:30] = 0  # an anechoic band inside the tissue: kept
     g[80, 5] = 255  # a stray mark in the padding, under 2% of its row: still padding
     assert preprocess.content_box(g) == (0, 0, 80, 60)
-    g[90, :40] = 90  # a dim band across half the row (not a thin bright mark): content, so the crop stops there
+    g[90, :40] = preprocess.ISLAND_PEAK - 20  # a faint band across half the row (deep speckle): content, so the crop stops there
     assert preprocess.content_box(g) == (0, 0, 80, 91)
+    g[90, :40] = preprocess.ISLAND_PEAK + 30  # the same band bright, apart from the image: a mark on the padding
+    assert preprocess.content_box(g) == (0, 0, 80, 60)
+
+
+def test_a_pictogram_and_icons_on_the_padding_do_not_stop_the_crop():
+    """Another scanner's screen: a strip of coloured icons above the image, a filled body-mark pictogram and a block of
+    text below it (drawn in colour, read as the loader's luminance)."""
+    import cv2
+
+    rgb = np.pad(np.repeat(_tissue(120, 160)[:, :, None], 3, axis=2), ((16, 60), (40, 40), (0, 0)))
+    for i in range(4):
+        cv2.rectangle(rgb, (70 + 20 * i, 3), (80 + 20 * i, 12), (60, 200, 255) if i % 2 else (255, 140, 0), -1)
+    cv2.circle(rgb, (60, 168), 14, (230, 190, 150), -1)
+    cv2.line(rgb, (48, 162), (72, 174), (255, 220, 0), 3)
+    cv2.rectangle(rgb, (90, 152), (130, 166), (200, 200, 200), -1)  # a solid label block
+    g = preprocess.to_gray(rgb)
+    assert preprocess.content_box(g) == (40, 16, 200, 136)
+
+
+def test_a_big_bright_patch_apart_from_the_image_is_content():
+    g = np.pad(_tissue(60, 80), ((0, 60), (0, 0)))
+    g[75:115, 10:70] = 120  # a second picture below the first (a dual view), not a mark
+    assert preprocess.content_box(g) == (0, 0, 80, 115)
 
 
 def test_text_written_on_the_padding_does_not_stop_the_crop():

@@ -49,6 +49,20 @@ def test_tints_are_colour_and_padding_adds_black():
     assert set(describe()) == set(VARIATIONS) and all(describe().values())
 
 
+@pytest.mark.parametrize("level", range(len(STRENGTHS)))
+def test_screen_layout_is_a_tinted_frame_whose_extras_lie_outside_the_content_box(level):
+    from pipeline import preprocess
+
+    gray, mask = _frame(300, 400)
+    data, truth = varied_bytes(gray, mask, "x.png", "screen_layout", level)
+    loaded = load_image(data)
+    assert any("tinted gray map" in w for w in loaded.warnings) and not loaded.is_colour
+    x0, y0, x1, y1 = preprocess.content_box(loaded.pixels)
+    assert (x1 - x0, y1 - y0) == gray.shape[::-1] and y0 > 0 and x0 > 0
+    assert y1 < loaded.pixels.shape[0] - 30  # the pictogram and the label lie below the box
+    assert truth[y0:y1, x0:x1].sum() == truth.sum() == mask.sum()
+
+
 @pytest.mark.full
 def test_small_real_run_scores_baseline_and_refined(busi_dir):
     from pipeline.data.items import load_items

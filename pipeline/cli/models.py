@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--lesion-free", type=int, default=0, metavar="N",
                        help="add up to N regions of each training lesion frame, well away from the lesion, as "
                             "normal tissue")
+        p.add_argument("--marks-aug", type=float, default=0.0, metavar="P",
+                       help="draw caliper marks and text at random places on a training example with probability P "
+                            "(whatever its class), so that marks stop meaning 'lesion'")
         p.set_defaults(func=_train)
     cls.add_argument("--image-size", type=int, default=None,
                      help="input side in pixels (default 224); a warm start from another size keeps its weights")
@@ -138,6 +141,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     nb.add_argument("--out", help="results JSON (default: models/experiments/no_lesion_bias.json)")
     nb.set_defaults(func=_no_lesion_bias)
 
+    cm = exsub.add_parser("caliper-marks", help="do the networks lean on caliper marks? validation with calipers "
+                                                "added, and with thin bright marks filled in")
+    cm.add_argument("--models-dir", default=str(paths.models_dir()))
+    cm.add_argument("--data", help="BUSI folder (default: $BUSI_DIR)")
+    cm.add_argument("--busbra", help="BUS-BRA folder (default: $BUSBRA_DIR, else data/BUS-BRA)")
+    cm.add_argument("--out", help="results JSON (default: models/experiments/caliper_marks.json)")
+    cm.set_defaults(func=_caliper_marks)
+
     rt = bsub.add_parser("runtime", help="convert the models for the fast CPU runtime now (else on first use)")
     rt.add_argument("--models-dir", default=str(paths.models_dir()))
     rt.set_defaults(func=_runtime)
@@ -222,6 +233,13 @@ def _no_lesion_bias(args: argparse.Namespace) -> int:
     return 0
 
 
+def _caliper_marks(args: argparse.Namespace) -> int:
+    from pipeline.experiments.caliper_marks import run
+
+    print(f"wrote {run(args.models_dir, paths.dataset_dir(args.data), _busbra_present(args), out=args.out)}")
+    return 0
+
+
 def _runtime(args: argparse.Namespace) -> int:
     from pipeline.inference.predictor import Predictor
     from pipeline.inference.runtime import RUNTIME_CACHE
@@ -302,5 +320,5 @@ def _train(args: argparse.Namespace) -> int:
           class_weight_power=getattr(args, "class_weight_power", 1.0), normal_repeat=args.normal_repeat,
           refined_arch=_refined_arch(getattr(args, "refined_arch", "crop")), image_size=getattr(args, "image_size", None),
           crop_masks=getattr(args, "crop_masks", None), display_aug=args.display_aug, lesion_free=args.lesion_free,
-          zoom=getattr(args, "zoom", 0.0))
+          zoom=getattr(args, "zoom", 0.0), marks_aug=args.marks_aug)
     return 0

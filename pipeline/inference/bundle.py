@@ -121,7 +121,7 @@ def build_manifest(models_dir: str | Path, version: str, now: dt.datetime | None
         "date": (now or dt.datetime.now(dt.UTC)).date().isoformat(),
         "intended_use": INTENDED_USE, "classes": list(CLASS_NAMES),
         "preprocessing": {"seg_size": preprocess.SEG_SIZE, "crop_margin": preprocess.CROP_MARGIN,
-                          "crop_min_fraction": preprocess.CROP_MIN_FRACTION},
+                          "crop_min_fraction": preprocess.CROP_MIN_FRACTION, "border": preprocess.border_rule()},
         "models": models,
         "files": file_entries(models_dir, loaded_files(models_dir)),
     }
@@ -156,6 +156,8 @@ def _write_files(path: Path, manifest: dict, names: list[str]) -> Path:
     order = {n: i for i, n in enumerate(loaded_files(path.parent))}
     manifest["files"] = sorted(entries.values(), key=lambda e: (order.get(e["path"], len(order)), e["path"]))
     manifest["date"] = dt.datetime.now(dt.UTC).date().isoformat()
+    if isinstance(manifest.get("preprocessing"), dict):  # the border rule the files were last written under
+        manifest["preprocessing"]["border"] = preprocess.border_rule()
     path.write_text(json.dumps(manifest, indent=1) + "\n")
     return path
 

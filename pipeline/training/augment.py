@@ -3,7 +3,8 @@
 Flips, small rotations/shifts/scales, brightness/contrast/gamma, and multiplicative speckle-like
 noise. Geometry is applied to image and mask alike (mask with nearest-neighbour). For other scanners: the
 shift benchmark's display variations (``display_variation``), and frames cut to a part holding the lesion
-(``zoom_crop``). Lesion-free regions of lesion frames, the extra normal tissue, are in ``regions``.
+(``zoom_crop``). Against a shortcut: caliper marks and text drawn anywhere, whatever the class
+(``random_marks``). Lesion-free regions of lesion frames, the extra normal tissue, are in ``regions``.
 """
 
 from __future__ import annotations
@@ -87,3 +88,44 @@ def display_variation(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generat
     if name == "jpeg" or out.ndim == 3:
         out = load_image(upload_bytes(out, name, level)).pixels
     return out, mask
+
+
+MARK_TEXTS = ("D1 1.23cm", "D2 0.87cm", "L BREAST", "R BREAST 10H", "2 FN", "RT5", "LT 3CM")
+
+
+def random_marks(gray: np.ndarray, rng: np.random.Generator, p: float, scale: float = 1.0) -> np.ndarray:
+    """With probability ``p``, a radiologist's marks drawn at random places whatever the class: one or two pairs of
+    caliper crosses (joined by a dotted line half the time) and, half the time, a line of text, bright, 1-3 px. BUSI's
+    calipers sit on lesions and its normal frames rarely have any, so a network can learn "marks mean a lesion"; these
+    marks carry no such sign. ``scale``: how much larger the original frame was than ``gray`` (the UNet augments at
+    its input size): the marks are drawn at the original size and shrunk with the frame, 1-px lines and all, so they
+    look as real ones do after resizing. The mask is not touched."""
+    if p <= 0 or rng.random() >= p:
+        return gray
+    h, w = gray.shape
+    big_h, big_w = max(h, int(round(h * scale))), max(w, int(round(w * scale)))
+    layer = np.zeros((big_h, big_w), np.uint8)
+    unit = max(big_h, big_w) / 500  # the marks' size on a ~500 px frame
+    level = int(rng.integers(200, 256))
+    thick = max(1, int(round(rng.integers(1, 4) * unit)))  # BUSI's calipers are 3 px lines on a ~500 px frame
+    for _ in range(int(rng.integers(1, 3))):
+        a = np.array([rng.uniform(0.1, 0.9) * big_w, rng.uniform(0.1, 0.9) * big_h])
+        angle, length = rng.uniform(0, np.pi), rng.uniform(0.1, 0.4) * min(big_h, big_w)
+        b = np.clip(a + length * np.array([np.cos(angle), np.sin(angle)]), 0, [big_w - 1, big_h - 1])
+        size = max(2, int(round(rng.uniform(6, 12) * unit)))
+        for x, y in (a.astype(int), b.astype(int)):
+            cv2.line(layer, (int(x) - size, int(y)), (int(x) + size, int(y)), level, thick)
+            cv2.line(layer, (int(x), int(y) - size), (int(x), int(y) + size), level, thick)
+        if rng.random() < 0.5:  # the dotted line between them
+            n = max(2, int(np.linalg.norm(b - a) / max(3, 3 * thick)))
+            for t in np.linspace(0.1, 0.9, n):
+                x, y = (a + t * (b - a)).astype(int)
+                layer[y:y + thick, x:x + thick] = level
+    if rng.random() < 0.5:
+        text = MARK_TEXTS[int(rng.integers(len(MARK_TEXTS)))]
+        org = (int(rng.uniform(0.02, 0.6) * big_w), int(rng.uniform(0.08, 0.97) * big_h))
+        cv2.putText(layer, text, org, cv2.FONT_HERSHEY_SIMPLEX, max(0.3, 0.5 * unit), level, max(1, thick - 1),
+                    cv2.LINE_AA)
+    if layer.shape != (h, w):
+        layer = cv2.resize(layer, (w, h), interpolation=cv2.INTER_AREA)
+    return np.maximum(gray, layer)

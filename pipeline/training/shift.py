@@ -116,6 +116,34 @@ def padding(gray, mask, level, rng):
     return np.pad(gray, pad), np.pad(mask, pad)
 
 
+def screen_layout(gray, mask, level, rng):
+    """Another scanner's screen: blue tint, wide black padding with icons, a body-mark pictogram and text on it.
+
+    The image sits in a wider frame (black padding below and at the sides, a strip above it with small coloured
+    icons); the pictogram and a label are drawn on the padding below, as on the unseen hospital's 856x606 frames."""
+    h, w = gray.shape
+    top, bottom, side = int(h * 0.06), int(h * (0.15 if level == 0 else 0.35)), int(w * (0.08 if level == 0 else 0.2))
+    pad = ((top, bottom), (side, side))
+    rgb, mask = _tint("blue")(np.pad(gray, pad), np.pad(mask, pad), level, rng)
+    fh, fw = rgb.shape[:2]
+    s = max(4, top // 2)
+    for i in range(3 + 2 * level):  # icons on the strip above the image
+        x0 = side + int(w * 0.2) + i * 3 * s
+        cv2.rectangle(rgb, (x0, (top - s) // 2), (x0 + s, (top + s) // 2), (60, 200, 255) if i % 2 else (255, 140, 0), -1)
+    r = max(6, min(int(min(h, w) * 0.08), (bottom - 8) // 2, (side - 8) // 2 if level else bottom))
+    cx = side // 2 if level and side > 2 * r + 8 else side + r + 4
+    cy = fh - bottom // 2  # the body mark on the padding below the image
+    cv2.circle(rgb, (cx, cy), r, (230, 190, 150), -1)
+    cv2.circle(rgb, (cx, cy), max(2, r // 4), (200, 120, 110), -1)
+    angle = rng.uniform(0, np.pi)
+    dx, dy = int(r * 0.9 * np.cos(angle)), int(r * 0.9 * np.sin(angle))
+    cv2.line(rgb, (cx - dx, cy - dy), (cx + dx, cy + dy), (255, 220, 0), 3)
+    scale = max(0.35, fw / 1800) * (1 if level == 0 else 1.3)
+    cv2.putText(rgb, "L BREAST 10H", (cx + r + 10, cy + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1,
+                cv2.LINE_AA)
+    return rgb, mask
+
+
 def blur_downsample(gray, mask, level, rng):
     """Lower resolution: down-sampled (1/2 or 1/3) and blurred, shown at that size."""
     f = 0.5 if level == 0 else 1 / 3
@@ -141,8 +169,8 @@ def jpeg(gray, mask, level, rng):
 VARIATIONS: dict[str, Variation] = {
     "tint_blue": _tint("blue"), "tint_sepia": _tint("sepia"), "tint_green": _tint("green"),
     "pictogram": pictogram, "calipers_text": calipers_text, "gain": gain, "dynamic_range": dynamic_range,
-    "tgc_bands": tgc_bands, "near_field": near_field, "padding": padding, "blur_downsample": blur_downsample,
-    "speckle": speckle, "jpeg": jpeg,
+    "tgc_bands": tgc_bands, "near_field": near_field, "padding": padding, "screen_layout": screen_layout,
+    "blur_downsample": blur_downsample, "speckle": speckle, "jpeg": jpeg,
 }
 JPEG_QUALITY = (50, 20)
 LESION_FREE = "lesion_free_regions"  # the benchmark's row of lesion-free regions of lesion frames

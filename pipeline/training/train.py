@@ -64,27 +64,29 @@ def _batches_class():
     return Batches
 
 
-def seg_example(item: Item, rng: np.random.Generator | None, display: float = 0.0):
+def seg_example(item: Item, rng: np.random.Generator | None, display: float = 0.0, marks: float = 0.0):
     """(input, target) for the UNet; augmented when ``rng`` is given (a display variation with probability
-    ``display``)."""
+    ``display``, random caliper marks and text with probability ``marks``)."""
     size = preprocess.SEG_SIZE
     gray = item.gray if item.gray_small is None else item.gray_small
     mask = item.mask if item.mask_small is None else item.mask_small
     if rng is not None:
         gray, mask = augment.display_variation(gray, mask, rng, display)
+        gray = augment.random_marks(gray, rng, marks, scale=max(item.gray.shape) / max(gray.shape))
         gray, mask = augment.geometric(gray, mask, rng)
         gray = augment.photometric(gray, rng)
     return preprocess.seg_input(gray, size), preprocess.seg_target(mask, size)
 
 
 def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size: int = preprocess.CLS_SIZE,
-                display: float = 0.0, zoom: float = 0.0):
+                display: float = 0.0, zoom: float = 0.0, marks: float = 0.0):
     """(input, one-hot) for a classifier. For ``refined``, the crop follows the item's out-of-fold predicted mask
     in training when it has one (``Item.crop_mask``, jittered half the time), else the ground-truth mask, jittered
     (and sometimes dropped, or replaced by a random box on normal images), so the network learns to cope with the
     UNet's errors it will meet at inference. In training, a display variation (probability ``display``) is applied
     to the whole frame before the crop, and (probability ``zoom``) the frame is first cut to a random part of it
-    that holds the lesion (``augment.zoom_crop``)."""
+    that holds the lesion (``augment.zoom_crop``), and (probability ``marks``) caliper marks and text are drawn at
+    random places (``augment.random_marks``)."""
     gray, mask = item.gray, item.mask
     if refined:
         if rng is not None and item.crop_mask is not None:  # an out-of-fold predicted mask: the crop seen in use
@@ -103,6 +105,7 @@ def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size
     if rng is not None:
         gray, mask = augment.zoom_crop(gray, mask, rng, zoom)
         gray, mask = augment.display_variation(gray, mask, rng, display)
+        gray = augment.random_marks(gray, rng, marks)
     if refined:
         gray = preprocess.crop_to_lesion(gray, mask)
     if rng is not None:
@@ -222,7 +225,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
           image_size: int | None = None, select_best: bool = True,
           busbra_folds: dict[str, tuple[int, ...]] | None = None, crop_masks: str | Path | None = None,
           run_eagerly: bool = False, display_aug: float = 0.0, lesion_free: int = 0,
-          zoom: float = 0.0) -> ModelConfig:
+          zoom: float = 0.0, marks_aug: float = 0.0) -> ModelConfig:
     """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
 
     ``arch`` (segmentation only): "lite2-unet" (ImageNet Lite2 encoder) or "unet16" (from scratch).
@@ -245,6 +248,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     training lesion frame, well away from the lesion, as normal-tissue examples (``regions.lesion_free_items``; both
     datasets, train folds only). ``zoom`` (classifiers): probability that a training frame is first cut to a random
     part of it holding the lesion (``augment.zoom_crop``), so that magnification is not a sign of the added regions.
+    ``marks_aug``: probability that a training example gets caliper marks and text at random places
+    (``augment.random_marks``), so that marks stop being a sign of a lesion.
     ``run_eagerly``: train step by step without building the training graph (the same arithmetic; building the
     graph costs ~20 s, worth it for an epoch, not for the one-step smoke trainings of the tests).
     """
@@ -286,7 +291,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         for it in train_items + val_items:  # augment at network resolution: 5x cheaper
             it.gray_small = cv2.resize(it.gray, (size, size), interpolation=cv2.INTER_AREA)
             it.mask_small = (preprocess.seg_target(it.mask, size)[:, :, 0]).astype(np.uint8)
-        make = partial(seg_example, display=display_aug)
+        make = partial(seg_example, display=display_aug, marks=marks_aug)
         lr = learning_rate or 1e-3
         if arch == "unet16":
             def build():
@@ -303,7 +308,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         if refined:
             _use_predicted_masks(val_items, models_dir)
         size = image_size or preprocess.CLS_SIZE
-        make = partial(cls_example, refined=refined, size=size, display=display_aug, zoom=zoom)
+        make = partial(cls_example, refined=refined, size=size, display=display_aug, zoom=zoom, marks=marks_aug)
         lr = learning_rate or 3e-4
         build = partial(networks.build_classifier, backbone, size, weights)
         if refined and isinstance(refined_arch, RefinedRecipe):
@@ -316,10 +321,11 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         monitor, mode, weights_arg = "val_macro_f1", "max", class_weights(train_items, class_weight_power)
         cfg = ModelConfig(name=name, image_size=size, backbone=backbone)
     cfg.seed, cfg.epochs, cfg.batch_size, cfg.learning_rate = seed, epochs, batch_size, lr
-    if display_aug or extra_normals or zoom:
+    if display_aug or extra_normals or zoom or marks_aug:
         cfg.notes["augmentation_for_other_scanners"] = {"display_variation_probability": display_aug,
                                                         "lesion_free_normal_regions": len(extra_normals),
-                                                        **({"zoom_crop_probability": zoom} if zoom else {})}
+                                                        **({"zoom_crop_probability": zoom} if zoom else {}),
+                                                        **({"random_marks_probability": marks_aug} if marks_aug else {})}
 
     state_file = ckpt_dir / "state.json"
     initial_epoch, best = 0, None
