@@ -40,8 +40,9 @@ NORMAL, MALIGNANT = CLASS_NAMES.index("normal"), CLASS_NAMES.index("malignant")
 def shift_scores(probs: np.ndarray, y: np.ndarray) -> dict:
     """``candidates.scores`` plus normal recall and the share of normal images called malignant."""
     pred, normal = probs.argmax(1), y == NORMAL
-    out = {"normal_recall": round(float((pred[normal] == NORMAL).mean()), 4),
-           "normal_to_malignant": round(float((pred[normal] == MALIGNANT).mean()), 4)}
+    out = ({"normal_recall": round(float((pred[normal] == NORMAL).mean()), 4),
+            "normal_to_malignant": round(float((pred[normal] == MALIGNANT).mean()), 4)} if normal.any()
+           else {"normal_recall": None, "normal_to_malignant": None})  # (BUS-BRA alone has no normal frame)
     if normal.all():  # lesion-free regions: accuracy is normal recall, macro-F1 means nothing
         return {"nll": round(metrics.log_loss(probs, y), 4), **out}
     return {**scores(probs, y), **out}
