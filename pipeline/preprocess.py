@@ -91,10 +91,9 @@ def _islands(gray: np.ndarray, dark: np.ndarray) -> np.ndarray:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     if n <= 2:
         return np.zeros_like(dark)
-    peak = np.zeros(n, np.int32)
-    np.maximum.at(peak, labels.ravel(), gray.ravel())
+    bright = np.bincount(labels[gray >= ISLAND_PEAK], minlength=n) > 0  # the blob reaches ISLAND_PEAK
     area = stats[:, cv2.CC_STAT_AREA]
-    island = (area < ISLAND_SHARE * dark.size) & (peak >= ISLAND_PEAK)
+    island = (area < ISLAND_SHARE * dark.size) & bright
     island[0] = False  # the background
     island[1 + int(np.argmax(area[1:]))] = False
     return island[labels]
