@@ -60,9 +60,7 @@ def content_box(gray: np.ndarray) -> Box:
     h, w = gray.shape[:2]
     dark = gray <= BORDER_LEVEL
     if dark.any():  # (a frame with no black pixel has no border: skip the marks)
-        tophat = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, np.ones((MARK_SIDE, MARK_SIDE), np.uint8))
-        marks = (tophat >= MARK_CONTRAST) & (gray >= MARK_LEVEL)
-        dark = dark | cv2.dilate(marks.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) | _islands(gray, dark)
+        dark = dark | thin_marks(gray) | _islands(gray, dark)
     rows = np.flatnonzero(dark.mean(axis=1) < BORDER_SHARE)
     cols = np.flatnonzero(dark.mean(axis=0) < BORDER_SHARE)
     if not len(rows) or not len(cols):
@@ -71,6 +69,14 @@ def content_box(gray: np.ndarray) -> Box:
     if x1 - x0 < min(BORDER_MIN_SIDE, w) or y1 - y0 < min(BORDER_MIN_SIDE, h):
         return 0, 0, w, h
     return x0, y0, x1, y1
+
+
+def thin_marks(gray: np.ndarray) -> np.ndarray:
+    """Boolean map of thin bright marks (text, calipers, scale ticks: a white top-hat of ``MARK_SIDE`` px at least
+    ``MARK_CONTRAST`` above its surroundings and at least ``MARK_LEVEL``), dilated by one pixel."""
+    tophat = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, np.ones((MARK_SIDE, MARK_SIDE), np.uint8))
+    marks = (tophat >= MARK_CONTRAST) & (gray >= MARK_LEVEL)
+    return cv2.dilate(marks.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
 
 def border_rule() -> dict:

@@ -27,16 +27,10 @@ import numpy as np
 from pipeline import preprocess
 from pipeline.data.items import Item, labels, load_busbra_items, load_items
 from pipeline.paths import MODELS_DIR, SPLIT_CSV
+from pipeline.preprocess import thin_marks
 
 DEFAULT_OUT = MODELS_DIR / "experiments" / "caliper_marks.json"
 INPAINT_RADIUS = 3
-
-
-def thin_marks(gray: np.ndarray) -> np.ndarray:
-    """Boolean map of thin bright marks (calipers, dotted lines, text strokes), dilated by one pixel."""
-    tophat = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, np.ones((preprocess.MARK_SIDE, preprocess.MARK_SIDE), np.uint8))
-    marks = (tophat >= preprocess.MARK_CONTRAST) & (gray >= preprocess.MARK_LEVEL)
-    return cv2.dilate(marks.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
 
 def remove_marks(gray: np.ndarray) -> np.ndarray:
