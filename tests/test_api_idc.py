@@ -148,6 +148,7 @@ def test_cli_one_json_line_per_input_and_heatmaps(tmp_path, known_idc_models):
     assert set(records[2]) == {"image", "error"}
 
 
+@pytest.mark.full  # two CLI processes of their own: make test-all only (keeps make test within 6 min)
 def test_cli_command_line(tmp_path, known_idc_models):
     tile = tmp_path / "t.png"
     tile.write_bytes(_png(he_like(np.random.default_rng(4), (60, 60), 120, 150)))

@@ -106,12 +106,14 @@ def test_training_examples_with_display_variations_keep_their_shapes(refined):
 
 
 @pytest.mark.full
-def test_one_step_training_with_display_variations_and_lesion_free_normals(busi_dir, tmp_path):
+def test_one_step_training_with_display_variations_and_extra_normals(busi_dir, tmp_path):
     from pipeline.training.train import train
 
-    cfg = train("raw", busi_dir, models_dir=tmp_path, display_aug=0.5, lesion_free=1, **TINY)
+    cfg = train("raw", busi_dir, models_dir=tmp_path, display_aug=0.5, lesion_free=1, lesion_erased=True,
+                band_swap=0.3, **TINY)
     extra = cfg.notes["augmentation_for_other_scanners"]
     assert extra["display_variation_probability"] == 0.5 and extra["lesion_free_normal_regions"] >= 1
+    assert extra["lesion_erased_normal_frames"] >= 1 and extra["band_swap_probability"] == 0.3
     assert (tmp_path / "classifier_baseline.keras").is_file()
 
 
@@ -176,3 +178,50 @@ def test_training_examples_with_random_marks_keep_their_targets():
         assert s_in.shape[:2] == s_target.shape[:2] and not s_target.any()  # marks are not a lesion
         x, y = cls_example(item, np.random.default_rng(seed), refined=False, size=64, marks=1.0)
         assert x.shape == (64, 64, 3) and y.argmax() == CLASS_NAMES.index("normal")
+
+
+def test_an_erased_lesion_leaves_the_frame_at_its_scale_with_the_lesion_columns_refilled():
+    gray, mask = _frame(5)
+    rng = np.random.default_rng(0)
+    out = regions.lesion_erased(gray, mask, rng)
+    assert out is not None and out.shape == gray.shape and out.dtype == np.uint8
+    cols = np.flatnonzero(mask.any(0))
+    rows = np.flatnonzero(mask.any(1))
+    pad = int(round(0.05 * gray.shape[1]))
+    changed = out != gray
+    # only the band over the lesion, from just above it down, is touched
+    assert not changed[:, :cols.min() - pad].any() and not changed[:, cols.max() + 1 + pad:].any()
+    assert not changed[:rows.min() - pad].any()
+    # the dark lesion is gone: its pixels now look like the tissue around it
+    assert out[mask > 0].mean() > 2 * gray[mask > 0].mean()
+    assert abs(float(out[mask > 0].mean()) - float(gray[mask == 0].mean())) < 25
+    wide = np.zeros_like(mask)
+    wide[100:140, 20:300] = 1  # wider than max_width of the frame: nothing made up
+    assert regions.lesion_erased(gray, wide, rng) is None
+    assert regions.lesion_erased(gray, np.zeros_like(mask), rng) is None
+
+
+def test_lesion_erased_items_are_normal_whole_frames_fixed_by_the_seed():
+    gray, mask = _frame(6)
+    items = [Item("benign (2).png", gray, mask, CLASS_NAMES.index("benign")),
+             Item("normal (2).png", gray, np.zeros_like(mask), CLASS_NAMES.index("normal"))]
+    out = regions.lesion_erased_items(items, seed=1)
+    assert [it.image for it in out] == ["benign (2).png#lesion-erased"]
+    assert out[0].label == CLASS_NAMES.index("normal") and out[0].gray.shape == gray.shape and not out[0].mask.any()
+    assert np.array_equal(out[0].gray, regions.lesion_erased_items(items, seed=1)[0].gray)
+
+
+def test_a_band_swap_keeps_off_the_lesion_and_leaves_the_stream_alone_when_off():
+    gray, mask = _frame(7)
+    rng = np.random.default_rng(3)
+    state = rng.bit_generator.state
+    assert regions.band_swap(gray, mask, rng, 0.0) is gray and rng.bit_generator.state == state
+    lesion_cols = mask.any(0)
+    swapped = 0
+    for _ in range(40):
+        out = regions.band_swap(gray, mask, rng, 1.0)
+        assert out.shape == gray.shape
+        changed = (out != gray).any(0)
+        assert not (changed & lesion_cols).any()  # the lesion and the columns through it are never touched
+        swapped += bool(changed.any())
+    assert swapped >= 10

@@ -123,6 +123,7 @@ def test_diagnose_dataset_image_shows_label_and_ground_truth(with_dataset, model
     assert spec.count('"type":"image"') == 4 and "Ground truth" in spec and "Outline only" in spec
 
 
+@pytest.mark.full  # many page runs: make test-all only (keeps make test within 6 min)
 def test_models_page_error_browser_filters(with_dataset):
     if not (_models_dir() / "metrics.json").is_file():
         pytest.skip(f"no {_models_dir() / 'metrics.json'}: run `python -m pipeline evaluate`")
@@ -173,6 +174,7 @@ def test_models_page_with_an_older_metrics_file(tmp_path, monkeypatch):
     assert "not evaluated" in texts(at.info).lower()
 
 
+@pytest.mark.full  # many page runs: make test-all only (keeps make test within 6 min)
 def test_dataset_gallery_filters_and_paging(with_dataset):
     at = run(PAGES["dataset"])
     at.multiselect(key="g_class").set_value(["malignant"]).run()
@@ -268,6 +270,7 @@ def test_upload_bad_input_corpus_then_a_good_image(without_dataset, models_dir):
     _upload_corpus_then_a_good_image(bad_input_corpus())
 
 
+@pytest.mark.full  # many page runs: make test-all only (keeps make test within 6 min)
 def test_upload_a_sample_of_the_bad_input_corpus_then_a_good_image(without_dataset, models_dir):
     """Two files of each outcome (error, warning, ok) from the corpus."""
     corpus = bad_input_corpus()

@@ -43,6 +43,7 @@ def dataset_env(busi_dir, monkeypatch):
     monkeypatch.setenv("BUSI_OFFLINE", "1")
 
 
+@pytest.mark.full  # many page runs: make test-all only (keeps make test within 6 min)
 def test_dataset_filters_page_and_tab_survive_navigation(dataset_env):
     at = start("dataset")
     at.multiselect(key="g_class").set_value(["benign"]).run()
@@ -54,6 +55,7 @@ def test_dataset_filters_page_and_tab_survive_navigation(dataset_env):
     assert at.number_input(key="g_page").value == 3 and "Page 3 of" in texts(at.markdown)
 
 
+@pytest.mark.full  # many page runs: make test-all only (keeps make test within 6 min)
 def test_dataset_paging_resets_with_filters_and_rejects_missing_pages(dataset_env):
     at = start("dataset")
     at.number_input(key="g_page").set_value(19).run()
@@ -73,6 +75,7 @@ def _no_network(url, query, timeout, headers):
     raise OverpassError(f"{url} unreachable (ConnectionError)")
 
 
+@pytest.mark.full  # many page runs: make test-all only (keeps make test within 6 min)
 def test_clinics_results_follow_the_query_and_survive_navigation(monkeypatch, tmp_path):
     monkeypatch.setenv("BUSI_OFFLINE", "1")
     monkeypatch.setattr(overpass, "requests_transport", _no_network)

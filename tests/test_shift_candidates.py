@@ -53,6 +53,8 @@ def test_validation_views_keep_masks_with_pixels_and_cut_lesion_free_regions(bus
     assert [bool(m.any()) for m in shifted[2]] == [bool(m.any()) for m in clean[2] for _ in range(2)]
     assert regions[0] and (regions[1] == NORMAL).all() and not any(m.any() for m in regions[2])
     assert set(regions[3]) <= {"BUSI", "BUS-BRA"}
+    erased = views["lesion-erased frames"]
+    assert (erased[1] == NORMAL).all() and not any(m.any() for m in erased[2])
     assert validation_views(busi, busbra, per_image=2)["lesion-free regions"][0][0].tobytes() == regions[0][0].tobytes()
 
 
@@ -65,7 +67,7 @@ def test_small_real_run_on_the_committed_models(busi_dir, busbra_dir):
         pytest.skip("committed models absent")
     out = compare([models], busi_dir, busbra_dir, per_image=1, limit=3)
     row = out["candidates"][str(models)]
-    assert set(row["scores"]) == {"clean", "shifted", "lesion-free regions"}
+    assert set(row["scores"]) == {"clean", "shifted", "lesion-free regions", "lesion-erased frames"}
     assert set(row["seg_settings_chosen_on_busi_val"]) == {"flip_tta", "threshold", "presence_threshold"}
     clean = row["scores"]["clean"]
     assert 0 <= clean["segmentation"]["dice_BUSI"] <= 1 and 0 <= clean["baseline"]["accuracy"] <= 1

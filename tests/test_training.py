@@ -57,6 +57,19 @@ def test_class_weights_power():
     assert class_weights(items, 0.0) == {0: 1.0, 1: 1.0, 2: 1.0}
 
 
+def test_added_examples_share_their_class_weight_so_the_class_prior_stays():
+    from pipeline.data.items import Item
+    from pipeline.training.train import class_weights, prior_kept_weights
+
+    real = [Item(str(i), None, None, label) for i, label in enumerate([0] * 6 + [1] * 3 + [2] * 1)]
+    extra = [Item(f"x{i}", None, None, 2) for i in range(4)]
+    kept, before = prior_kept_weights(real, extra, 0.5), class_weights(real, 0.5)
+    counts_after = {0: 6, 1: 3, 2: 5}
+    for c, n_before in {0: 6, 1: 3, 2: 1}.items():  # each class's total weight is what it was without the extras
+        assert abs(kept[c] * counts_after[c] - before[c] * n_before) < 1e-12
+    assert kept[2] < before[2] and kept[0] == before[0]
+
+
 def test_a_warm_start_at_another_input_size_keeps_weights_and_frozen_layers():
     import numpy as np
 

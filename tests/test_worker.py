@@ -16,6 +16,7 @@ MODELS = paths.models_dir()
 pytestmark = pytest.mark.skipif(not model_path("seg", MODELS).is_file(), reason=f"trained models not found in {MODELS}")
 
 
+@pytest.mark.full  # the shared worker process: make test-all only (keeps make test within 6 min)
 def test_worker_answers_exactly_like_the_in_process_predictor(worker, predictor, busi_dir):
     local = predictor
     assert worker.classes == local.classes and set(worker.configs) == {"seg", "raw", "refined"}
@@ -30,6 +31,7 @@ def test_worker_answers_exactly_like_the_in_process_predictor(worker, predictor,
         assert heat_a.box == heat_b.box and np.allclose(heat_a.heatmap, heat_b.heatmap, atol=1e-5)
 
 
+@pytest.mark.full  # the shared worker process: make test-all only (keeps make test within 6 min)
 def test_worker_passes_errors_back_and_keeps_serving(worker):
     with pytest.raises(ValueError, match="grayscale"):
         worker.predict(np.zeros((4, 4, 7), np.uint8))

@@ -47,6 +47,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--lesion-free", type=int, default=0, metavar="N",
                        help="add up to N regions of each training lesion frame, well away from the lesion, as "
                             "normal tissue")
+        p.add_argument("--lesion-erased", action="store_true",
+                       help="add each training lesion frame with its lesion erased (tissue of the same depths beside "
+                            "it moved in) as a whole-frame normal-tissue example from its scanner")
+        p.add_argument("--band-swap", type=float, default=0.0, metavar="P",
+                       help="with probability P, give a training frame of any class the seam --lesion-erased leaves "
+                            "(a band of columns replaced by another, away from the lesion), so seams mean nothing")
+        p.add_argument("--keep-class-prior", action="store_true",
+                       help="classifiers: the normal-tissue examples added by --lesion-free / --lesion-erased share "
+                            "the normal class's weight instead of adding to it (the learned class prior unchanged)")
         p.add_argument("--marks-aug", type=float, default=0.0, metavar="P",
                        help="draw caliper marks and text at random places on a training example with probability P "
                             "(whatever its class), so that marks stop meaning 'lesion'")
@@ -320,5 +329,6 @@ def _train(args: argparse.Namespace) -> int:
           class_weight_power=getattr(args, "class_weight_power", 1.0), normal_repeat=args.normal_repeat,
           refined_arch=_refined_arch(getattr(args, "refined_arch", "crop")), image_size=getattr(args, "image_size", None),
           crop_masks=getattr(args, "crop_masks", None), display_aug=args.display_aug, lesion_free=args.lesion_free,
-          zoom=getattr(args, "zoom", 0.0), marks_aug=args.marks_aug)
+          zoom=getattr(args, "zoom", 0.0), marks_aug=args.marks_aug,
+          lesion_erased=args.lesion_erased, band_swap=args.band_swap, keep_class_prior=args.keep_class_prior)
     return 0

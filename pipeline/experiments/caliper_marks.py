@@ -43,15 +43,14 @@ def remove_marks(gray: np.ndarray) -> np.ndarray:
 
 def caliper_views(items: list[Item]) -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]]:
     """View name -> (frames as the loader reads them, ground-truth masks): clean and under ``calipers_text``."""
-    from pipeline.imageio import load_image
-    from pipeline.training.shift import STRENGTHS, varied_bytes
+    from pipeline.training.shift import STRENGTHS, varied_upload
 
     views = {"clean": ([it.gray for it in items], [it.mask for it in items])}
     for level, strength in enumerate(STRENGTHS):
         grays, masks = [], []
         for it in items:
-            data, mask = varied_bytes(it.gray, it.mask, it.image, "calipers_text", level)
-            grays.append(load_image(data, name=it.image).pixels)
+            loaded, mask = varied_upload(it, "calipers_text", level)
+            grays.append(loaded.pixels)
             masks.append(mask)
         views[f"calipers_text:{strength}"] = (grays, masks)
     return views

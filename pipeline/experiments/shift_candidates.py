@@ -7,7 +7,9 @@ settings it would ship with. On BUSI val + BUS-BRA fold 4 (the set the classifie
 are scored: the images as they are; ``per_image`` display variations of each (``shift.shifted_views``, the views the
 scope gate's threshold is set on), their masks moved with the pixels; and lesion-free regions cut from their lesion
 frames well away from the lesion (``regions.lesion_free_items``, one per frame where there is room), normal tissue from
-all five scanners (BUS-BRA has no normal frames), the nearest stand-in here for a normal frame from another scanner.
+all five scanners (BUS-BRA has no normal frames), the nearest stand-in here for a normal frame from another scanner;
+and whole lesion frames with the lesion erased (``regions.lesion_erased_items``), normal tissue at the frame's own
+scale (in-distribution for a candidate trained with ``--lesion-erased``: read it as a check, not as a win).
 Per view: lesion Dice (BUSI, BUS-BRA), the share of lesion-free images outlined, and the baseline's and the refined
 answer's (at each fusion weight, on the folder's own masks) accuracy, macro-F1, log-loss, normal recall and
 normal -> malignant, untempered, with flip averaging on. The test splits are not read: this is how a retrained model
@@ -30,7 +32,7 @@ from pipeline.inference import decisions
 from pipeline.inference.bundle import file_sha256
 from pipeline.paths import MODELS_DIR, SPLIT_CSV
 from pipeline.training.evaluate import choose_seg
-from pipeline.training.regions import lesion_free_items
+from pipeline.training.regions import lesion_erased_items, lesion_free_items
 from pipeline.training.shift import REGION_SEED, shifted_views
 
 DEFAULT_OUT = MODELS_DIR / "experiments" / "shift_candidates.json"
@@ -70,11 +72,17 @@ def validation_views(busi_val: list, busbra_val: list, per_image: int) -> dict[s
     shifted = shifted_views(items, per_image)
     regions = lesion_free_items(items, 1, REGION_SEED)
     busi_names = {it.image for it in busi_val}
-    region_sources = np.array(["BUSI" if it.image.split("#")[0] in busi_names else "BUS-BRA" for it in regions])
+    erased = lesion_erased_items(items, REGION_SEED)
+
+    def origin(extra: list) -> np.ndarray:
+        return np.array(["BUSI" if it.image.split("#")[0] in busi_names else "BUS-BRA" for it in extra])
+
     return {"clean": ([it.gray for it in items], y, [it.mask for it in items], sources),
             "shifted": (shifted.grays, np.repeat(y, per_image), shifted.masks, np.repeat(sources, per_image)),
             "lesion-free regions": ([it.gray for it in regions], labels(regions), [it.mask for it in regions],
-                                    region_sources)}
+                                    origin(regions)),
+            "lesion-erased frames": ([it.gray for it in erased], labels(erased), [it.mask for it in erased],
+                                     origin(erased))}
 
 
 def compare(models_dirs: list[str | Path], busi_root: str | Path, busbra_root: str | Path,
@@ -113,7 +121,8 @@ def compare(models_dirs: list[str | Path], busi_root: str | Path, busbra_root: s
             "command": "python -m pipeline experiment shift-candidates " + " ".join(map(str, models_dirs)),
             "validation": f"BUSI val + BUS-BRA fold 4 ({len(views['clean'][0])} images), clean and {per_image} "
                           f"display variations of each ({len(views['shifted'][0])} views), and "
-                          f"{len(views['lesion-free regions'][0])} lesion-free regions of their lesion frames",
+                          f"{len(views['lesion-free regions'][0])} lesion-free regions of their lesion frames and "
+                          f"{len(views['lesion-erased frames'][0])} of those frames with the lesion erased",
             "masks": "each folder's own UNet, its flip averaging, threshold and presence gate chosen on BUSI val",
             "settings": "untempered, flip averaging on", "candidates": table}
 

@@ -199,6 +199,15 @@ def varied_bytes(gray: np.ndarray, mask: np.ndarray, image: str, variation: str 
     return upload_bytes(out, variation, level, image), m
 
 
+def varied_upload(item, variation: str | None, level: int = 0):
+    """One item under one variation as the upload loader reads it (bytes -> ``imageio.load_image``), and its
+    ground-truth mask moved with the pixels."""
+    from pipeline.imageio import load_image
+
+    data, mask = varied_bytes(item.gray, item.mask, item.image, variation, level)
+    return load_image(data, name=item.image), mask
+
+
 def upload_bytes(pixels: np.ndarray, variation: str | None, level: int = 0, image: str = "image") -> bytes:
     """The file a scanner would hand over for ``pixels`` (gray or RGB): JPEG at the strength's quality for
     ``jpeg``, else PNG."""
@@ -234,13 +243,10 @@ class ShiftedViews(NamedTuple):
 def shifted_views(items, per_image: int) -> ShiftedViews:
     """Each item under ``per_image`` display variations (``shifted_conditions``), loaded as an upload is
     (bytes -> loader)."""
-    from pipeline.imageio import load_image
-
     views = ShiftedViews([], [], [], [], [])
     for it in items:
         for variation, level in shifted_conditions(it.image, per_image):
-            data, mask = varied_bytes(it.gray, it.mask, it.image, variation, level)
-            loaded = load_image(data, name=it.image)
+            loaded, mask = varied_upload(it, variation, level)
             views.grays.append(loaded.pixels)
             views.rgbs.append(loaded.colour)
             views.names.append(it.image)
@@ -275,7 +281,6 @@ def run_shift(predictor, datasets: dict[str, list], variations: list[str] | None
               lesion_free: bool = True) -> dict:
     """Score every dataset (name -> Items) clean and under each variation and strength, and (``lesion_free``) its
     lesion-free regions."""
-    from pipeline.imageio import load_image
     from pipeline.metrics import dice
 
     names = variations or list(VARIATIONS)
@@ -293,8 +298,7 @@ def run_shift(predictor, datasets: dict[str, list], variations: list[str] | None
         nonlocal done
         rows = []
         for it in items:
-            data, truth = varied_bytes(it.gray, it.mask, it.image, variation, level)
-            loaded = load_image(data, name=it.image)
+            loaded, truth = varied_upload(it, variation, level)
             p = predictor.predict(loaded.pixels, rgb=loaded.colour)
             rows.append({"label": classes[it.label], "baseline": p.baseline_label, "refined": p.label,
                          "dice": dice(p.mask, truth) if truth.any() else None, "outlined": bool(p.mask.any()),

@@ -64,13 +64,16 @@ def _batches_class():
     return Batches
 
 
-def seg_example(item: Item, rng: np.random.Generator | None, display: float = 0.0, marks: float = 0.0):
+def seg_example(item: Item, rng: np.random.Generator | None, display: float = 0.0, marks: float = 0.0,
+                band: float = 0.0):
     """(input, target) for the UNet; augmented when ``rng`` is given (a display variation with probability
-    ``display``, random caliper marks and text with probability ``marks``)."""
+    ``display``, random caliper marks and text with probability ``marks``, an erasing seam with probability
+    ``band``)."""
     size = preprocess.SEG_SIZE
     gray = item.gray if item.gray_small is None else item.gray_small
     mask = item.mask if item.mask_small is None else item.mask_small
     if rng is not None:
+        gray = regions.band_swap(gray, mask, rng, band)
         gray, mask = augment.display_variation(gray, mask, rng, display)
         gray = augment.random_marks(gray, rng, marks, scale=max(item.gray.shape) / max(gray.shape))
         gray, mask = augment.geometric(gray, mask, rng)
@@ -79,15 +82,18 @@ def seg_example(item: Item, rng: np.random.Generator | None, display: float = 0.
 
 
 def cls_example(item: Item, rng: np.random.Generator | None, refined: bool, size: int = preprocess.CLS_SIZE,
-                display: float = 0.0, zoom: float = 0.0, marks: float = 0.0):
+                display: float = 0.0, zoom: float = 0.0, marks: float = 0.0, band: float = 0.0):
     """(input, one-hot) for a classifier. For ``refined``, the crop follows the item's out-of-fold predicted mask
     in training when it has one (``Item.crop_mask``, jittered half the time), else the ground-truth mask, jittered
     (and sometimes dropped, or replaced by a random box on normal images), so the network learns to cope with the
     UNet's errors it will meet at inference. In training, a display variation (probability ``display``) is applied
     to the whole frame before the crop, and (probability ``zoom``) the frame is first cut to a random part of it
     that holds the lesion (``augment.zoom_crop``), and (probability ``marks``) caliper marks and text are drawn at
-    random places (``augment.random_marks``)."""
+    random places (``augment.random_marks``), and (probability ``band``) the seam of an erased lesion is made away
+    from the lesion (``regions.band_swap``)."""
     gray, mask = item.gray, item.mask
+    if rng is not None:
+        gray = regions.band_swap(gray, item.mask, rng, band)
     if refined:
         if rng is not None and item.crop_mask is not None:  # an out-of-fold predicted mask: the crop seen in use
             mask = item.crop_mask
@@ -165,6 +171,16 @@ def class_weights(items: list[Item], power: float = 1.0) -> dict[int, float]:
     return {i: float((len(items) / (len(CLASS_NAMES) * c)) ** power) for i, c in enumerate(counts) if c}
 
 
+def prior_kept_weights(real: list[Item], extra: list[Item], power: float = 1.0) -> dict[int, float]:
+    """``class_weights`` of the ``real`` training items, with each class's weight scaled down by how many more items
+    of it the ``extra`` ones make, so each class carries the same total weight as without them: the extra examples
+    widen what a class looks like without moving the class prior the network learns."""
+    weights = class_weights(real, power)
+    counts = np.bincount([it.label for it in real], minlength=len(CLASS_NAMES))
+    added = np.bincount([it.label for it in extra], minlength=len(CLASS_NAMES))
+    return {i: w * float(counts[i] / (counts[i] + added[i])) for i, w in weights.items()}
+
+
 def _seg_score_callback(val_items: list[Item], fp_weight: float = 0.5):
     """A callback adding ``val_seg_score`` = mean lesion Dice - ``fp_weight`` x normal-image false-positive rate
     (Dice per lesion image at the network's 0.5 threshold; a normal image is a false positive when any pixel is
@@ -225,7 +241,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
           image_size: int | None = None, select_best: bool = True,
           busbra_folds: dict[str, tuple[int, ...]] | None = None, crop_masks: str | Path | None = None,
           run_eagerly: bool = False, display_aug: float = 0.0, lesion_free: int = 0,
-          zoom: float = 0.0, marks_aug: float = 0.0) -> ModelConfig:
+          zoom: float = 0.0, marks_aug: float = 0.0, lesion_erased: bool = False,
+          band_swap: float = 0.0, keep_class_prior: bool = False) -> ModelConfig:
     """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
 
     ``arch`` (segmentation only): "lite2-unet" (ImageNet Lite2 encoder) or "unet16" (from scratch).
@@ -248,6 +265,10 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     training lesion frame, well away from the lesion, as normal-tissue examples (``regions.lesion_free_items``; both
     datasets, train folds only). ``zoom`` (classifiers): probability that a training frame is first cut to a random
     part of it holding the lesion (``augment.zoom_crop``), so that magnification is not a sign of the added regions.
+    ``lesion_erased``: add each training lesion frame with its lesion erased as a whole-frame normal-tissue example
+    (``regions.lesion_erased_items``); ``band_swap``: probability that a training example gets the seam that erasing
+    leaves, away from its lesion (``regions.band_swap``), whatever its class. ``keep_class_prior`` (classifiers): the
+    added normal-tissue examples share the normal class's weight instead of adding to it (``prior_kept_weights``).
     ``marks_aug``: probability that a training example gets caliper marks and text at random places
     (``augment.random_marks``), so that marks stop being a sign of a lesion.
     ``run_eagerly``: train step by step without building the training graph (the same arithmetic; building the
@@ -278,11 +299,15 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     for it in train_items + val_items:
         drop_border(it)
     extra_normals = regions.lesion_free_items(train_items, lesion_free, seed) if lesion_free else []
+    erased = regions.lesion_erased_items(train_items, seed) if lesion_erased else []
     if normal_repeat > 1:
         train_items += [it for it in train_items if not it.mask.any()] * (normal_repeat - 1)
-    train_items += extra_normals
+    real_items = list(train_items)
+    train_items += extra_normals + erased
     if extra_normals:
         print(f"{name}: {len(extra_normals)} lesion-free regions of lesion frames added as normal tissue", flush=True)
+    if erased:
+        print(f"{name}: {len(erased)} lesion frames with the lesion erased added as normal tissue", flush=True)
     print(f"{name}: {len(train_items)} training and {len(val_items)} validation images"
           + (" (BUSI + BUS-BRA)" if busbra_root is not None else ""), flush=True)
 
@@ -291,7 +316,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         for it in train_items + val_items:  # augment at network resolution: 5x cheaper
             it.gray_small = cv2.resize(it.gray, (size, size), interpolation=cv2.INTER_AREA)
             it.mask_small = (preprocess.seg_target(it.mask, size)[:, :, 0]).astype(np.uint8)
-        make = partial(seg_example, display=display_aug, marks=marks_aug)
+        make = partial(seg_example, display=display_aug, marks=marks_aug, band=band_swap)
         lr = learning_rate or 1e-3
         if arch == "unet16":
             def build():
@@ -308,7 +333,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
         if refined:
             _use_predicted_masks(val_items, models_dir)
         size = image_size or preprocess.CLS_SIZE
-        make = partial(cls_example, refined=refined, size=size, display=display_aug, zoom=zoom, marks=marks_aug)
+        make = partial(cls_example, refined=refined, size=size, display=display_aug, zoom=zoom, marks=marks_aug,
+                       band=band_swap)
         lr = learning_rate or 3e-4
         build = partial(networks.build_classifier, backbone, size, weights)
         if refined and isinstance(refined_arch, RefinedRecipe):
@@ -318,12 +344,17 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
             raise ValueError(f"unknown refined architecture {refined_arch!r}; choose 'crop' or an experiment's recipe")
         compile_kw = dict(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05),
                           metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")])
-        monitor, mode, weights_arg = "val_macro_f1", "max", class_weights(train_items, class_weight_power)
+        monitor, mode = "val_macro_f1", "max"
+        weights_arg = (prior_kept_weights(real_items, extra_normals + erased, class_weight_power) if keep_class_prior
+                       else class_weights(train_items, class_weight_power))
         cfg = ModelConfig(name=name, image_size=size, backbone=backbone)
     cfg.seed, cfg.epochs, cfg.batch_size, cfg.learning_rate = seed, epochs, batch_size, lr
-    if display_aug or extra_normals or zoom or marks_aug:
+    if display_aug or extra_normals or zoom or marks_aug or erased or band_swap:
         cfg.notes["augmentation_for_other_scanners"] = {"display_variation_probability": display_aug,
                                                         "lesion_free_normal_regions": len(extra_normals),
+                                                        **({"lesion_erased_normal_frames": len(erased)} if erased else {}),
+                                                        **({"band_swap_probability": band_swap} if band_swap else {}),
+                                                        **({"class_prior_kept": True} if keep_class_prior else {}),
                                                         **({"zoom_crop_probability": zoom} if zoom else {}),
                                                         **({"random_marks_probability": marks_aug} if marks_aug else {})}
 
