@@ -47,9 +47,11 @@ def _require_models() -> None:
 
 
 @pytest.fixture(scope="module")
-def app():
+def app(predictor):
+    """The app over the run's Predictor (its loading thread, warm-up and state machine as in use; loading the
+    models a second time is what ``test_an_app_loading_its_own_models_answers_alike`` checks, in the full tier)."""
     _require_models()
-    return create_app(MODELS)
+    return create_app(MODELS, predictor_factory=lambda models_dir: predictor)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def client(app):
 
 @pytest.fixture(scope="module")
 def direct(predictor) -> Predictor:
-    """The run's Predictor, independent of the one the app loads: the reference answers."""
+    """The run's Predictor called directly: the reference answers."""
     return predictor
 
 
@@ -190,6 +192,19 @@ def test_predict_equals_predictor(client, direct, busi_dir):
     assert body["measurements"] == json.loads(json.dumps(measure(pred.mask, loaded.pixel_spacing_mm).to_dict()))
     assert body["warnings"] == list(loaded.warnings)
     assert body["ms"] > 0 and "mask_png_base64" not in body
+
+
+@pytest.mark.full  # a second load of every model
+def test_an_app_loading_its_own_models_answers_alike(direct, busi_dir):
+    own = create_app(MODELS)
+    path = busi_dir / "benign" / "benign (3).png"
+    with TestClient(own) as c:
+        assert own.state.models.wait(180) and own.state.models.status == "ok", own.state.models.reason
+        assert own.state.models.predictor is not direct
+        r = _upload(c, path.name, path.read_bytes())
+    assert r.status_code == 200, r.text
+    pred = direct.predict(load_image(path).pixels)
+    _assert_same_record(r.json(), pred.to_record())
 
 
 def test_predict_mask_png(client, direct, busi_dir):

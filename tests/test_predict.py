@@ -126,6 +126,7 @@ def test_concurrent_callers_match_serial(predictor, test_images):
         assert np.array_equal(res.mask, serial[i].mask)
 
 
+@pytest.mark.full  # every BUSI test image: make test-all only (keeps make test within 6 min)
 def test_committed_models_reproduce_recorded_metrics(predictor, busi_dir):
     from pipeline.data.items import load_items
     from pipeline.training.evaluate import infer
