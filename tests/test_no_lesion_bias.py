@@ -57,7 +57,8 @@ def test_small_real_run_on_the_committed_models(busi_dir, busbra_dir):
     if not (models / "unet.keras").is_file():
         pytest.skip("committed models absent")
     out = compare(models, busi_dir, busbra_dir, per_image=1, limit=3)
-    assert set(out["validation"]) == {"clean", "shifted", "lesion-free regions"}
+    assert set(out["validation"]) == {"clean", "shifted", "lesion-free regions", "lesion-erased frames"}
     zero = out["by_bias"]["0.0"]
-    assert set(zero) >= {"clean", "shifted", "lesion-free regions", "class_balanced_nll_clean_and_regions"}
+    assert set(zero) >= {"clean", "shifted", "lesion-free regions", "lesion-erased frames",
+                         "class_balanced_nll_clean_and_regions"}
     assert 0 <= out["no_lesion_outlined"]["clean"] <= out["validation"]["clean"]

@@ -4,8 +4,8 @@ no lesion?
 The candidate rule: where the UNet's mask is empty (no pixel reaches its presence gate), the normal class's odds in
 the refined answer are multiplied by ``exp(bias)`` (``with_no_lesion_bias``); elsewhere the answer is unchanged, and
 the baseline never changes. It is scored on validation only, on the views of ``experiment shift-candidates`` (BUSI
-val + BUS-BRA fold 4 clean, under two display variations of each image, and the lesion-free regions of their lesion
-frames: normal tissue of all five scanners), with the models' own settings (mask threshold, presence gate, flip
+val + BUS-BRA fold 4 clean, under two display variations of each image, the lesion-free regions of their lesion
+frames: normal tissue of all five scanners, and their lesion frames with the lesion erased), with the models' own settings (mask threshold, presence gate, flip
 averaging, fusion weight; untempered). Per bias: log-loss and its standard error, class-balanced log-loss over the
 clean images and the regions together, and per view how often normal tissue is called normal, lesions are called
 normal, and malignant lesions are called normal. The test splits are not read.
