@@ -39,9 +39,10 @@ def test_score_biases_reports_each_view_and_the_trade():
              "lesion-free regions": (probs[2:], y[2:], empty[2:], src[2:])}
     table = score_biases(views, biases=(0.0, 2.0))
     assert table["0.0"]["clean"]["BUSI"] == {"normal_called_normal": "1/2", "lesions_called_normal": "0/2",
-                                            "malignant_called_normal": "0/1"}
+                                            "outlined_lesions_called_normal": "0/1", "malignant_called_normal": "0/1"}
     assert table["2.0"]["clean"]["BUSI"]["normal_called_normal"] == "2/2"
     assert table["2.0"]["clean"]["BUSI"]["lesions_called_normal"] == "1/2"  # the benign image had no lesion outlined
+    assert table["2.0"]["clean"]["BUSI"]["outlined_lesions_called_normal"] == "0/1"
     assert table["2.0"]["lesion-free regions"]["nll"] < table["0.0"]["lesion-free regions"]["nll"]
     both = (np.concatenate([probs, probs[2:]]), np.concatenate([y, y[2:]]))
     assert table["0.0"]["class_balanced_nll_clean_and_regions"] == pytest.approx(class_balanced_nll(*both), abs=1e-4)

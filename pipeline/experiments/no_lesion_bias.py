@@ -5,10 +5,11 @@ The candidate rule: where the UNet's mask is empty (no pixel reaches its presenc
 the refined answer are multiplied by ``exp(bias)`` (``with_no_lesion_bias``); elsewhere the answer is unchanged, and
 the baseline never changes. It is scored on validation only, on the views of ``experiment shift-candidates`` (BUSI
 val + BUS-BRA fold 4 clean, under two display variations of each image, the lesion-free regions of their lesion
-frames: normal tissue of all five scanners, and their lesion frames with the lesion erased), with the models' own settings (mask threshold, presence gate, flip
-averaging, fusion weight; untempered). Per bias: log-loss and its standard error, class-balanced log-loss over the
-clean images and the regions together, and per view how often normal tissue is called normal, lesions are called
-normal, and malignant lesions are called normal. The test splits are not read.
+frames: normal tissue of all five scanners, and their lesion frames with the lesion erased), with the models' own
+settings (mask threshold, presence gate, flip averaging, fusion weight; untempered). Per bias: log-loss and its
+standard error, class-balanced log-loss over the clean images and the regions together, and per view how often
+normal tissue is called normal, lesions are called normal (all, and those the UNet outlined), and malignant lesions
+are called normal. The test splits are not read.
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ def class_balanced_nll(probs: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean([losses[y == c].mean() for c in np.unique(y)]))
 
 
-def call_rates(probs: np.ndarray, y: np.ndarray, sources: np.ndarray) -> dict:
-    """Per dataset: normal images called normal, lesions called normal, malignant lesions called normal."""
-    pred, out = probs.argmax(1), {}
+def call_rates(probs: np.ndarray, y: np.ndarray, sources: np.ndarray, empty: np.ndarray) -> dict:
+    """Per dataset: normal images called normal, lesions called normal (all of them, and those the UNet outlined),
+    malignant lesions called normal."""
+    pred, out, outlined = probs.argmax(1), {}, ~np.asarray(empty, bool)
     for name in ("BUSI", "BUS-BRA"):
         sel = sources == name
         rates = {}
         for key, group in (("normal_called_normal", sel & (y == NORMAL)), ("lesions_called_normal", sel & (y != NORMAL)),
+                           ("outlined_lesions_called_normal", sel & (y != NORMAL) & outlined),
                            ("malignant_called_normal", sel & (y == MALIGNANT))):
             if group.any():
                 rates[key] = f"{int((pred[group] == NORMAL).sum())}/{int(group.sum())}"
@@ -64,11 +67,11 @@ def score_biases(views: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     for b in biases:
         adjusted = {v: with_no_lesion_bias(p, e, b) for v, (p, _, e, _) in views.items()}
         row = {}
-        for v, (_, y, _, src) in views.items():
+        for v, (_, y, empty, src) in views.items():
             losses = metrics.per_image_log_loss(adjusted[v], y)
             row[v] = {"nll": round(float(losses.mean()), 4),
                       "nll_se": round(float(losses.std(ddof=1) / np.sqrt(len(y))), 4) if len(y) > 1 else None,
-                      **call_rates(adjusted[v], y, src)}
+                      **call_rates(adjusted[v], y, src, empty)}
         if "clean" in views and "lesion-free regions" in views:
             both = ("clean", "lesion-free regions")
             row["class_balanced_nll_clean_and_regions"] = round(class_balanced_nll(
