@@ -211,6 +211,18 @@ def test_lesion_erased_items_are_normal_whole_frames_fixed_by_the_seed():
     assert np.array_equal(out[0].gray, regions.lesion_erased_items(items, seed=1)[0].gray)
 
 
+def test_lesion_erased_items_can_come_from_one_dataset_only():
+    gray, mask = _frame(6)
+    items = [Item("benign/benign (2).png", gray, mask, CLASS_NAMES.index("benign")),
+             Item("bus_0002-l", gray, mask, CLASS_NAMES.index("malignant"))]
+    names = {src: [it.image for it in regions.lesion_erased_items(items, seed=1, source=src)]
+             for src in regions.ERASED_SOURCES}
+    assert names == {"all": ["benign/benign (2).png#lesion-erased", "bus_0002-l#lesion-erased"],
+                     "busi": ["benign/benign (2).png#lesion-erased"], "busbra": ["bus_0002-l#lesion-erased"]}
+    with pytest.raises(ValueError, match="unknown lesion-erased source"):
+        regions.lesion_erased_items(items, seed=1, source="busbra-only")
+
+
 def test_a_band_swap_keeps_off_the_lesion_and_leaves_the_stream_alone_when_off():
     gray, mask = _frame(7)
     rng = np.random.default_rng(3)

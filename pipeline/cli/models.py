@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--lesion-erased", action="store_true",
                        help="add each training lesion frame with its lesion erased (tissue of the same depths beside "
                             "it moved in) as a whole-frame normal-tissue example from its scanner")
+        p.add_argument("--erased-source", choices=("all", "busi", "busbra"), default="all",
+                       help="--lesion-erased: erase the lesion frames of both datasets (default), or of one only")
         p.add_argument("--band-swap", type=float, default=0.0, metavar="P",
                        help="with probability P, give a training frame of any class the seam --lesion-erased leaves "
                             "(a band of columns replaced by another, away from the lesion), so seams mean nothing")
@@ -330,5 +332,6 @@ def _train(args: argparse.Namespace) -> int:
           refined_arch=_refined_arch(getattr(args, "refined_arch", "crop")), image_size=getattr(args, "image_size", None),
           crop_masks=getattr(args, "crop_masks", None), display_aug=args.display_aug, lesion_free=args.lesion_free,
           zoom=getattr(args, "zoom", 0.0), marks_aug=args.marks_aug,
-          lesion_erased=args.lesion_erased, band_swap=args.band_swap, keep_class_prior=args.keep_class_prior)
+          lesion_erased=args.lesion_erased, band_swap=args.band_swap, keep_class_prior=args.keep_class_prior,
+          erased_source=args.erased_source)
     return 0

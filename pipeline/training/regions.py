@@ -117,11 +117,19 @@ def band_swap(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generator, p: f
     return gray if out is None else out
 
 
-def lesion_erased_items(items: list[Item], seed: int) -> list[Item]:
+ERASED_SOURCES = ("all", "busi", "busbra")
+
+
+def lesion_erased_items(items: list[Item], seed: int, source: str = "all") -> list[Item]:
     """Each lesion frame with its lesion erased (``lesion_erased``), where it can be, as an extra whole-frame example of
-    normal tissue at the frame's own scale from that frame's scanner, with an empty mask (fixed by ``seed``)."""
+    normal tissue at the frame's own scale from that frame's scanner, with an empty mask (fixed by ``seed``).
+    ``source``: erase the lesion frames of both datasets ("all"), or only BUSI's or only BUS-BRA's (ids "bus_...")."""
+    if source not in ERASED_SOURCES:
+        raise ValueError(f"unknown lesion-erased source {source!r}; choose one of {', '.join(ERASED_SOURCES)}")
     rng, normal, out = np.random.default_rng(seed), CLASS_NAMES.index("normal"), []
     for it in items:
+        if source != "all" and it.image.startswith("bus_") != (source == "busbra"):
+            continue
         if it.mask.any() and (erased := lesion_erased(it.gray, it.mask, rng)) is not None:
             out.append(Item(f"{it.image}#lesion-erased", erased, np.zeros(erased.shape, np.uint8), normal))
     return out

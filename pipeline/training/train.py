@@ -242,7 +242,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
           busbra_folds: dict[str, tuple[int, ...]] | None = None, crop_masks: str | Path | None = None,
           run_eagerly: bool = False, display_aug: float = 0.0, lesion_free: int = 0,
           zoom: float = 0.0, marks_aug: float = 0.0, lesion_erased: bool = False,
-          band_swap: float = 0.0, keep_class_prior: bool = False) -> ModelConfig:
+          band_swap: float = 0.0, keep_class_prior: bool = False, erased_source: str = "all") -> ModelConfig:
     """Train model ``name`` ("seg", "raw" or "refined") and export its best epoch to ``models_dir``.
 
     ``arch`` (segmentation only): "lite2-unet" (ImageNet Lite2 encoder) or "unet16" (from scratch).
@@ -266,9 +266,10 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     datasets, train folds only). ``zoom`` (classifiers): probability that a training frame is first cut to a random
     part of it holding the lesion (``augment.zoom_crop``), so that magnification is not a sign of the added regions.
     ``lesion_erased``: add each training lesion frame with its lesion erased as a whole-frame normal-tissue example
-    (``regions.lesion_erased_items``); ``band_swap``: probability that a training example gets the seam that erasing
-    leaves, away from its lesion (``regions.band_swap``), whatever its class. ``keep_class_prior`` (classifiers): the
-    added normal-tissue examples share the normal class's weight instead of adding to it (``prior_kept_weights``).
+    (``regions.lesion_erased_items``; ``erased_source``: the lesion frames of both datasets, or "busi" / "busbra"
+    only); ``band_swap``: probability that a training example gets the seam that erasing leaves, away from its
+    lesion (``regions.band_swap``), whatever its class. ``keep_class_prior`` (classifiers): the added normal-tissue
+    examples share the normal class's weight instead of adding to it (``prior_kept_weights``).
     ``marks_aug``: probability that a training example gets caliper marks and text at random places
     (``augment.random_marks``), so that marks stop being a sign of a lesion.
     ``run_eagerly``: train step by step without building the training graph (the same arithmetic; building the
@@ -299,7 +300,7 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     for it in train_items + val_items:
         drop_border(it)
     extra_normals = regions.lesion_free_items(train_items, lesion_free, seed) if lesion_free else []
-    erased = regions.lesion_erased_items(train_items, seed) if lesion_erased else []
+    erased = regions.lesion_erased_items(train_items, seed, erased_source) if lesion_erased else []
     if normal_repeat > 1:
         train_items += [it for it in train_items if not it.mask.any()] * (normal_repeat - 1)
     real_items = list(train_items)
@@ -352,7 +353,8 @@ def train(name: str, root: str | Path, *, epochs: int = 30, batch_size: int = 16
     if display_aug or extra_normals or zoom or marks_aug or erased or band_swap:
         cfg.notes["augmentation_for_other_scanners"] = {"display_variation_probability": display_aug,
                                                         "lesion_free_normal_regions": len(extra_normals),
-                                                        **({"lesion_erased_normal_frames": len(erased)} if erased else {}),
+                                                        **({"lesion_erased_normal_frames": len(erased),
+                                                           "lesion_erased_source": erased_source} if erased else {}),
                                                         **({"band_swap_probability": band_swap} if band_swap else {}),
                                                         **({"class_prior_kept": True} if keep_class_prior else {}),
                                                         **({"zoom_crop_probability": zoom} if zoom else {}),
