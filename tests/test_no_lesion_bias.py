@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import CLASS_NAMES
-from pipeline.experiments.no_lesion_bias import class_balanced_nll, score_biases, with_no_lesion_bias
+from pipeline.experiments.no_lesion_bias import class_balanced_nll, peak_quartiles, score_biases, with_no_lesion_bias
 
 NORMAL, MALIGNANT = CLASS_NAMES.index("normal"), CLASS_NAMES.index("malignant")
 PROBS = np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1]])
@@ -49,6 +49,27 @@ def test_score_biases_reports_each_view_and_the_trade():
     assert table["0.0"]["clean"]["nll_se"] > 0
 
 
+def test_another_rule_moves_the_frames_it_names_and_keeps_outlined_counted_by_the_mask():
+    y = np.array([0, NORMAL])
+    probs = np.array([[0.6, 0.1, 0.3], [0.2, 0.1, 0.7]])
+    empty = np.array([False, True])
+    views = {"clean": (probs, y, empty, np.array(["BUSI"] * 2))}
+    every = score_biases(views, biases=(3.0,), where={"clean": np.ones(2, bool)})["3.0"]["clean"]["BUSI"]
+    assert every["lesions_called_normal"] == "1/1"  # the outlined benign frame moved too: a prior shift
+    assert every["outlined_lesions_called_normal"] == "1/1"
+    default = score_biases(views, biases=(3.0,))["3.0"]["clean"]["BUSI"]
+    assert default["lesions_called_normal"] == "0/1" and default["normal_called_normal"] == "1/1"
+
+
+def test_peak_quartiles_count_only_the_frames_left_empty():
+    y = np.array([0, 0, 0, NORMAL])
+    empty = np.array([True, True, False, True])
+    scored = {"clean": (None, y, empty, np.array(["BUSI"] * 4))}
+    out = peak_quartiles(scored, {"clean": np.array([0.2, 0.4, 0.999, 0.05])})["clean"]["BUSI"]
+    assert out["lesion"] == {"empty": "2/3", "peak_quartiles": [0.25, 0.3, 0.35]}
+    assert out["normal"] == {"empty": "1/1", "peak_quartiles": [0.05, 0.05, 0.05]}
+
+
 @pytest.mark.full
 def test_small_real_run_on_the_committed_models(busi_dir, busbra_dir):
     from pipeline import paths
@@ -63,3 +84,6 @@ def test_small_real_run_on_the_committed_models(busi_dir, busbra_dir):
     assert set(zero) >= {"clean", "shifted", "lesion-free regions", "lesion-erased frames",
                          "class_balanced_nll_clean_and_regions"}
     assert 0 <= out["no_lesion_outlined"]["clean"] <= out["validation"]["clean"]
+    assert set(out["other_rules"]) == {"UNet peak below 0.5", "UNet peak below 0.1", "every frame (class-prior shift)"}
+    assert out["other_rules"]["every frame (class-prior shift)"]["0.0"]["clean"] == zero["clean"]
+    assert "clean" in out["unet_peak_of_empty_masks"]

@@ -10,6 +10,12 @@ settings (mask threshold, presence gate, flip averaging, fusion weight; untemper
 standard error, class-balanced log-loss over the clean images and the regions together, and per view how often
 normal tissue is called normal, lesions are called normal (all, and those the UNet outlined), and malignant lesions
 are called normal. The test splits are not read.
+
+Two other places to apply the same odds factor are scored beside it (``other_rules``): only where the UNet's peak
+lesion probability stays below a level (graded "no lesion" evidence: does a faint peak tell a missed lesion from
+normal tissue?), and on every frame (a shift of the class prior, as for a site where most frames show normal
+tissue). ``unet_peak_of_empty_masks`` gives the quartiles of that peak among the frames left empty, per dataset and
+class.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pipeline.paths import MODELS_DIR, SPLIT_CSV
 
 DEFAULT_OUT = MODELS_DIR / "experiments" / "no_lesion_bias.json"
 BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+PEAK_LEVELS = (0.5, 0.1)
 NORMAL, MALIGNANT = CLASS_NAMES.index("normal"), CLASS_NAMES.index("malignant")
 
 
@@ -61,11 +68,12 @@ def call_rates(probs: np.ndarray, y: np.ndarray, sources: np.ndarray, empty: np.
 
 
 def score_biases(views: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
-                 biases: tuple[float, ...] = BIASES) -> dict:
-    """view name -> (refined probabilities, labels, empty-mask flags, datasets): the table for each bias."""
+                 biases: tuple[float, ...] = BIASES, where: dict[str, np.ndarray] | None = None) -> dict:
+    """view name -> (refined probabilities, labels, empty-mask flags, datasets): the table for each bias.
+    ``where``: view name -> the frames the bias applies to (default: those with an empty mask)."""
     table = {}
     for b in biases:
-        adjusted = {v: with_no_lesion_bias(p, e, b) for v, (p, _, e, _) in views.items()}
+        adjusted = {v: with_no_lesion_bias(p, e if where is None else where[v], b) for v, (p, _, e, _) in views.items()}
         row = {}
         for v, (_, y, empty, src) in views.items():
             losses = metrics.per_image_log_loss(adjusted[v], y)
@@ -81,31 +89,54 @@ def score_biases(views: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 
 
 def compare(models_dir: str | Path, busi_root: str | Path, busbra_root: str | Path, per_image: int = 2,
-            split_csv: str | Path = SPLIT_CSV, limit: int | None = None) -> dict:
+            split_csv: str | Path = SPLIT_CSV, limit: int | None = None, command: str | None = None) -> dict:
     """The shipped models' refined answers on the validation views, with and without the bias (module docstring).
-    ``limit``: a few images per class only (smoke tests)."""
+    ``limit``: a few images per class only (smoke tests); ``command``: the command line to record."""
     from pipeline.experiments.shift_candidates import validation_views
+    from pipeline.inference.decisions import lesion_mask
     from pipeline.inference.predictor import Predictor
 
+    command = command or f"python -m pipeline experiment no-lesion-bias --models-dir {models_dir}"
     predictor = Predictor(models_dir)
+    cfg = predictor.configs
     busi_val = load_items(busi_root, "val", split_csv, limit)
     views = validation_views(busi_val, load_busbra_items(busbra_root, "val", limit), per_image)
-    scored = {}
+    scored, peaks = {}, {}
     for name, (grays, y, _, sources) in views.items():
-        masks = predictor.segment_batch(grays)
+        maps = predictor.segment_probabilities(grays)
+        masks = [lesion_mask(m, cfg["seg"].threshold, cfg["seg"].presence_threshold) for m in maps]
         refined = predictor.classify_batch(grays, masks, temper=False).refined
         scored[name] = (refined, np.asarray(y), np.array([not m.any() for m in masks]), np.asarray(sources))
+        peaks[name] = np.array([float(m.max()) for m in maps])
         print(f"{name}: {len(grays)} images, {int(scored[name][2].sum())} with no lesion outlined", flush=True)
-    cfg = predictor.configs
+    rules = {f"UNet peak below {level}": {v: peaks[v] < level for v in scored} for level in PEAK_LEVELS}
+    rules["every frame (class-prior shift)"] = {v: np.ones(len(s[1]), bool) for v, s in scored.items()}
     return {"generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "command": f"python -m pipeline experiment no-lesion-bias --models-dir {models_dir}",
+            "command": command,
             "rule": "where the UNet's mask is empty, the refined answer's normal odds times exp(bias); baseline unchanged",
             "validation": {v: len(s[1]) for v, s in scored.items()},
             "settings": {"mask_threshold": cfg["seg"].threshold, "presence_threshold": cfg["seg"].presence_threshold,
                          "flip_tta": cfg["refined"].flip_tta, "fusion_weight": cfg["refined"].fusion_weight,
                          "tempered": False},
             "no_lesion_outlined": {v: int(s[2].sum()) for v, s in scored.items()},
-            "by_bias": score_biases(scored)}
+            "by_bias": score_biases(scored),
+            "other_rules": {rule: score_biases(scored, where=where) for rule, where in rules.items()},
+            "unet_peak_of_empty_masks": peak_quartiles(scored, peaks)}
+
+
+def peak_quartiles(scored: dict, peaks: dict[str, np.ndarray]) -> dict:
+    """Per view, dataset and class group (normal / lesion): how many frames the UNet left empty and the quartiles
+    of their peak lesion probability."""
+    out = {}
+    for v, (_, y, empty, src) in scored.items():
+        for name in ("BUSI", "BUS-BRA"):
+            for group, sel in (("normal", y == NORMAL), ("lesion", y != NORMAL)):
+                pick = (src == name) & sel & empty
+                if ((src == name) & sel).any():
+                    q = np.quantile(peaks[v][pick], [0.25, 0.5, 0.75]).round(3).tolist() if pick.any() else None
+                    out.setdefault(v, {}).setdefault(name, {})[group] = {
+                        "empty": f"{int(pick.sum())}/{int(((src == name) & sel).sum())}", "peak_quartiles": q}
+    return out
 
 
 def run(models_dir: str | Path, busi_root: str | Path, busbra_root: str | Path, out: str | Path | None = None,
@@ -113,5 +144,6 @@ def run(models_dir: str | Path, busi_root: str | Path, busbra_root: str | Path, 
     """``compare`` and write the JSON (default ``models/experiments/no_lesion_bias.json``)."""
     path = Path(out) if out else DEFAULT_OUT
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(compare(models_dir, busi_root, busbra_root, per_image), indent=1) + "\n")
+    command = f"python -m pipeline experiment no-lesion-bias --models-dir {models_dir}" + (f" --out {out}" if out else "")
+    path.write_text(json.dumps(compare(models_dir, busi_root, busbra_root, per_image, command=command), indent=1) + "\n")
     return path
