@@ -19,8 +19,15 @@ from pipeline.errors import DatasetError
 
 FOLD_SUBSETS = {1: "train", 2: "train", 3: "train", 4: "val", 5: "test"}
 HELD_OUT_FOLD = 5
+IMAGE_PREFIX = "bus_"  # every BUS-BRA image id (bus_NNNN-{l,r,s}); BUSI ids are "<class>/<class> (N).png"
 INDEX_COLUMNS = ["image", "case", "label", "histology", "birads", "device", "width", "height", "side",
                  "fold", "subset", "path", "mask_path"]
+
+
+def is_busbra_image(image: str) -> bool:
+    """Whether an image id (an ``Item.image``, also one derived from it, such as ``"bus_0001-l#lesion-erased"``)
+    is BUS-BRA's."""
+    return image.startswith(IMAGE_PREFIX)
 
 
 def read_index(root: str | Path) -> pd.DataFrame:
@@ -48,7 +55,7 @@ def read_index(root: str | Path) -> pd.DataFrame:
     })
     out["subset"] = out["fold"].map(FOLD_SUBSETS)
     out["path"] = [str(root / "Images" / f"{i}.png") for i in out["image"]]
-    out["mask_path"] = [str(root / "Masks" / f"{i.replace('bus_', 'mask_', 1)}.png") for i in out["image"]]
+    out["mask_path"] = [str(root / "Masks" / f"{i.replace(IMAGE_PREFIX, 'mask_', 1)}.png") for i in out["image"]]
     bad = sorted(set(out["label"]) - {"benign", "malignant"})
     if bad:
         raise DatasetError(f"BUS-BRA labels other than benign/malignant: {bad}")

@@ -96,7 +96,7 @@ def compare(models_dir: str | Path, busi_root: str | Path, busbra_root: str | Pa
     from pipeline.inference.decisions import lesion_mask
     from pipeline.inference.predictor import Predictor
 
-    command = command or f"python -m pipeline experiment no-lesion-bias --models-dir {models_dir}"
+    command = command or command_line(models_dir)
     predictor = Predictor(models_dir)
     cfg = predictor.configs
     busi_val = load_items(busi_root, "val", split_csv, limit)
@@ -139,11 +139,16 @@ def peak_quartiles(scored: dict, peaks: dict[str, np.ndarray]) -> dict:
     return out
 
 
+def command_line(models_dir: str | Path, out: str | Path | None = None) -> str:
+    """The CLI command that writes these results, as recorded in the JSON."""
+    return f"python -m pipeline experiment no-lesion-bias --models-dir {models_dir}" + (f" --out {out}" if out else "")
+
+
 def run(models_dir: str | Path, busi_root: str | Path, busbra_root: str | Path, out: str | Path | None = None,
         per_image: int = 2) -> Path:
     """``compare`` and write the JSON (default ``models/experiments/no_lesion_bias.json``)."""
     path = Path(out) if out else DEFAULT_OUT
     path.parent.mkdir(parents=True, exist_ok=True)
-    command = f"python -m pipeline experiment no-lesion-bias --models-dir {models_dir}" + (f" --out {out}" if out else "")
-    path.write_text(json.dumps(compare(models_dir, busi_root, busbra_root, per_image, command=command), indent=1) + "\n")
+    results = compare(models_dir, busi_root, busbra_root, per_image, command=command_line(models_dir, out))
+    path.write_text(json.dumps(results, indent=1) + "\n")
     return path

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from pipeline.config import CLASS_NAMES
+from pipeline.data.busbra import is_busbra_image
 from pipeline.data.items import Item
 
 
@@ -123,12 +124,12 @@ ERASED_SOURCES = ("all", "busi", "busbra")
 def lesion_erased_items(items: list[Item], seed: int, source: str = "all") -> list[Item]:
     """Each lesion frame with its lesion erased (``lesion_erased``), where it can be, as an extra whole-frame example of
     normal tissue at the frame's own scale from that frame's scanner, with an empty mask (fixed by ``seed``).
-    ``source``: erase the lesion frames of both datasets ("all"), or only BUSI's or only BUS-BRA's (ids "bus_...")."""
+    ``source``: erase the lesion frames of both datasets ("all"), or only BUSI's or only BUS-BRA's."""
     if source not in ERASED_SOURCES:
         raise ValueError(f"unknown lesion-erased source {source!r}; choose one of {', '.join(ERASED_SOURCES)}")
     rng, normal, out = np.random.default_rng(seed), CLASS_NAMES.index("normal"), []
     for it in items:
-        if source != "all" and it.image.startswith("bus_") != (source == "busbra"):
+        if source != "all" and is_busbra_image(it.image) != (source == "busbra"):
             continue
         if it.mask.any() and (erased := lesion_erased(it.gray, it.mask, rng)) is not None:
             out.append(Item(f"{it.image}#lesion-erased", erased, np.zeros(erased.shape, np.uint8), normal))
